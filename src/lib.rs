@@ -1,0 +1,60 @@
+//! # iot-sdk
+//!
+//! A typed, async Rust client for three IoT platform REST APIs: SGT Systems, Sepolo and
+//! SiliconWit.
+//!
+//! This release contains the shared core the vendor modules stand on:
+//!
+//! - [`Error`]: one error type that names the request, status, vendor code, message and request
+//!   id; never a key.
+//! - [`ApiKey`] and [`Auth`]: keys as secrets, sent as a bearer token or a named header, or
+//!   through a [`TokenSource`] (OAuth2).
+//! - [`RetryPolicy`] and [`RetryBudget`]: which failures retry for which methods, full-jitter
+//!   exponential delays, `Retry-After` with a cap, a total time budget and a client-wide token
+//!   bucket against retry storms.
+//! - [`RateLimit`]: the rate-limit headers of every response, reset computed against the server's
+//!   `Date`.
+//! - [`Page`], [`PageStream`], [`ItemStream`]: cursor and offset paging as lazy `Stream`s.
+//! - [`ResponseMeta`]: status, request id, rate limit, ETag, `Deprecation`/`Sunset`.
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it enables |
+//! |---|---|---|
+//! | `sgt` | yes | the SGT Systems client |
+//! | `sepolo` | yes | the Sepolo client |
+//! | `siliconwit` | yes | the SiliconWit client |
+//! | `rustls` | yes | TLS through rustls |
+//! | `native-tls` | no | TLS through the platform's library |
+//! | `sim` | no | in-process simulators of the three APIs |
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The transport, request and paging internals are used by the vendor modules; until the first one
+// lands (issue 3) a library build sees them as unused.
+#![allow(dead_code)]
+
+pub mod auth;
+pub mod error;
+pub mod paging;
+pub mod rate_limit;
+pub mod retry;
+pub(crate) mod transport;
+
+pub use auth::{ApiKey, Auth, TokenSource};
+pub use error::{
+    ApiError, DecodeError, Error, ErrorCode, ProtocolError, RequestInfo, Result, TransportError,
+    TransportErrorKind,
+};
+pub use paging::{ItemStream, Page, PageStream, PageToken};
+pub use rate_limit::RateLimit;
+pub use retry::{RetryBudget, RetryPolicy};
+pub use transport::ResponseMeta;
+
+#[cfg(test)]
+mod tests;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

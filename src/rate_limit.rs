@@ -1,0 +1,247 @@
+//! Rate-limit state, parsed from the headers of every response (errors included).
+//!
+//! | header | field |
+//! |---|---|
+//! | `X-RateLimit-Limit` | [`RateLimit::limit`] |
+//! | `X-RateLimit-Remaining` | [`RateLimit::remaining`] |
+//! | `X-RateLimit-Reset` (epoch seconds) | [`RateLimit::reset_at`], and [`RateLimit::reset_after`] computed against the response's `Date` header |
+//! | `X-RateLimit-Daily-Limit` (SiliconWit) | [`RateLimit::daily_limit`] |
+//! | `X-RateLimit-Daily-Remaining` (SiliconWit) | [`RateLimit::daily_remaining`] |
+//! | `Retry-After` (seconds or HTTP-date) | [`RateLimit::retry_after`] |
+//!
+//! A malformed header is ignored (the field stays `None`); parsing never fails and never panics.
+//! The reset delay is computed from the server's own `Date` header, not the local clock, so a
+//! skewed local clock cannot make a client wait for hours or not at all.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{DATE, HeaderMap, RETRY_AFTER};
+
+/// Values of `X-RateLimit-Reset` below this are read as "seconds from now" rather than as a Unix
+/// timestamp (1e9 is September 2001), since some gateways send a delta.
+const EPOCH_THRESHOLD: u64 = 1_000_000_000;
+
+/// A snapshot of the rate-limit headers of one response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Requests allowed per window (`X-RateLimit-Limit`).
+    pub limit: Option<u64>,
+    /// Requests left in the current window (`X-RateLimit-Remaining`).
+    pub remaining: Option<u64>,
+    /// When the window resets (`X-RateLimit-Reset`).
+    pub reset_at: Option<DateTime<Utc>>,
+    /// How long until the window resets, measured against the response's `Date` header (or the
+    /// local clock when the server sent no `Date`). Zero when the reset is already past.
+    pub reset_after: Option<Duration>,
+    /// Requests allowed per day (`X-RateLimit-Daily-Limit`).
+    pub daily_limit: Option<u64>,
+    /// Requests left today (`X-RateLimit-Daily-Remaining`).
+    pub daily_remaining: Option<u64>,
+    /// How long the server asked the client to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl RateLimit {
+    /// Parses the headers of a response. `received` is when it arrived (the local clock, used only
+    /// when the response has no valid `Date` header).
+    pub fn from_headers(headers: &HeaderMap, received: SystemTime) -> Self {
+        let now = server_now(headers).unwrap_or(received);
+        let reset_raw = header_u64(headers, "x-ratelimit-reset");
+        let (reset_at, reset_after) = match reset_raw {
+            Some(v) if v < EPOCH_THRESHOLD => {
+                let after = Duration::from_secs(v);
+                (to_datetime(now.checked_add(after)), Some(after))
+            }
+            Some(v) => {
+                let at = UNIX_EPOCH.checked_add(Duration::from_secs(v));
+                let after = at.map(|at| at.duration_since(now).unwrap_or(Duration::ZERO));
+                (to_datetime(at), after)
+            }
+            None => (None, None),
+        };
+        RateLimit {
+            limit: header_u64(headers, "x-ratelimit-limit"),
+            remaining: header_u64(headers, "x-ratelimit-remaining"),
+            reset_at,
+            reset_after,
+            daily_limit: header_u64(headers, "x-ratelimit-daily-limit"),
+            daily_remaining: header_u64(headers, "x-ratelimit-daily-remaining"),
+            retry_after: headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, now)),
+        }
+    }
+
+    /// `true` when no rate-limit header was present.
+    pub fn is_empty(&self) -> bool {
+        *self == RateLimit::default()
+    }
+
+    /// `true` when the per-window or daily allowance is used up.
+    pub fn is_exhausted(&self) -> bool {
+        self.remaining == Some(0) || self.daily_remaining == Some(0)
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds (a non-negative integer, or a non-negative decimal, which
+/// some servers send), or an HTTP-date, which is turned into a delay from `now` (the server's
+/// `Date` when known). A date in the past is a zero delay. A negative, non-numeric or otherwise
+/// malformed value is `None`. A value too large for a `u64` saturates (the retry loop then refuses
+/// to wait that long), so an absurd header can never cause an overflow.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    if v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = v.parse().ok()?;
+        return Duration::try_from_secs_f64(secs)
+            .ok()
+            .or(Some(Duration::from_secs(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The server's clock, from its `Date` header.
+pub(crate) fn server_now(headers: &HeaderMap) -> Option<SystemTime> {
+    let v = headers.get(DATE)?.to_str().ok()?;
+    httpdate::parse_http_date(v.trim()).ok()
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn to_datetime(t: Option<SystemTime>) -> Option<DateTime<Utc>> {
+    let secs = t?.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    DateTime::from_timestamp(i64::try_from(secs).ok()?, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn parses_every_header() {
+        let h = headers(&[
+            ("x-ratelimit-limit", "600"),
+            ("x-ratelimit-remaining", "572"),
+            ("x-ratelimit-reset", "1716549600"),
+            ("x-ratelimit-daily-limit", "10000"),
+            ("x-ratelimit-daily-remaining", "9876"),
+            ("retry-after", "7"),
+            // 1716549540 = 60 s before the reset.
+            ("date", "Fri, 24 May 2024 11:19:00 GMT"),
+        ]);
+        // The local clock is an hour off: the server's Date must win.
+        let rl = RateLimit::from_headers(&h, at(1716549540 + 3600));
+        assert_eq!(rl.limit, Some(600));
+        assert_eq!(rl.remaining, Some(572));
+        assert_eq!(rl.daily_limit, Some(10000));
+        assert_eq!(rl.daily_remaining, Some(9876));
+        assert_eq!(rl.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(rl.reset_after, Some(Duration::from_secs(60)));
+        assert_eq!(rl.reset_at.unwrap().timestamp(), 1716549600);
+        assert!(!rl.is_exhausted());
+    }
+
+    #[test]
+    fn reset_without_date_uses_local_clock_and_past_reset_is_zero() {
+        let h = headers(&[("x-ratelimit-reset", "1716549600")]);
+        let rl = RateLimit::from_headers(&h, at(1716549590));
+        assert_eq!(rl.reset_after, Some(Duration::from_secs(10)));
+        let rl = RateLimit::from_headers(&h, at(1716549700));
+        assert_eq!(rl.reset_after, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn small_reset_is_a_delta() {
+        let h = headers(&[("x-ratelimit-reset", "30")]);
+        let rl = RateLimit::from_headers(&h, at(1_700_000_000));
+        assert_eq!(rl.reset_after, Some(Duration::from_secs(30)));
+        assert_eq!(rl.reset_at.unwrap().timestamp(), 1_700_000_030);
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        let h = headers(&[
+            ("x-ratelimit-limit", "six hundred"),
+            ("x-ratelimit-remaining", "-1"),
+            ("x-ratelimit-reset", "99999999999999999999999"),
+            ("x-ratelimit-daily-limit", ""),
+            ("x-ratelimit-daily-remaining", "1.5"),
+            ("retry-after", "soon"),
+            ("date", "yesterday"),
+        ]);
+        let rl = RateLimit::from_headers(&h, at(1_700_000_000));
+        assert!(rl.is_empty(), "{rl:?}");
+        // Non-UTF-8 header bytes are ignored too.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-ratelimit-limit",
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        assert!(RateLimit::from_headers(&h, SystemTime::now()).is_empty());
+        // The largest representable reset does not overflow.
+        let h = headers(&[("x-ratelimit-reset", &u64::MAX.to_string())]);
+        let _ = RateLimit::from_headers(&h, SystemTime::now());
+    }
+
+    #[test]
+    fn exhausted_when_either_allowance_is_zero() {
+        let h = headers(&[("x-ratelimit-daily-remaining", "0")]);
+        assert!(RateLimit::from_headers(&h, SystemTime::now()).is_exhausted());
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = at(1716549540); // Fri, 24 May 2024 11:19:00 GMT
+        assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 24 May 2024 11:20:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        // A date in the past: no wait.
+        assert_eq!(
+            parse_retry_after("Fri, 24 May 2024 11:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        assert_eq!(parse_retry_after("5s", now), None);
+        assert_eq!(parse_retry_after("1.2.3", now), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_retry_after(&"9".repeat(400), now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+    }
+}

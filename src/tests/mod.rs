@@ -1,0 +1,124 @@
+//! Wiremock tests of the core: auth placement and secrecy, the retry matrix, Retry-After, budgets,
+//! paging over HTTP, redirects, URL safety and error decoding. They live inside the crate because
+//! they drive the crate-private transport directly; the vendor modules get their own tests in
+//! `tests/`.
+
+mod auth;
+mod errors;
+mod paging_http;
+mod retry;
+mod urls;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::Method;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::auth::Auth;
+use crate::retry::RetryPolicy;
+use crate::transport::{Request, Transport, TransportBuilder, VendorProfile};
+
+/// A key that must never show up in any output.
+pub(crate) const KEY: &str = "sgt_live_TOPSECRET_5h7k9w";
+
+pub(crate) const VENDOR: VendorProfile = VendorProfile {
+    name: "test",
+    safe_statuses: &[],
+};
+
+/// Fast retries (1-5 ms) so the matrix runs in milliseconds.
+pub(crate) fn fast_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_initial_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(5))
+}
+
+/// A builder against `server` with base path `/v1`, bearer [`KEY`] and fast retries.
+pub(crate) fn builder(server: &MockServer) -> TransportBuilder {
+    builder_at(&format!("{}/v1", server.uri()))
+}
+
+pub(crate) fn builder_at(base: &str) -> TransportBuilder {
+    traces();
+    let mut b = TransportBuilder::new(VENDOR, base);
+    b.auth(Auth::bearer(KEY));
+    b.retry_policy(fast_retry());
+    b
+}
+
+pub(crate) fn client(server: &MockServer) -> Transport {
+    builder(server).build().unwrap()
+}
+
+/// Mounts a catch-all that answers 418, last in priority, so a request that matched no mock
+/// fails loudly instead of looking like a plain 404.
+pub(crate) async fn catch_all(server: &MockServer) {
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(418).set_body_string("no mock matched this request"))
+        .with_priority(u8::MAX)
+        .mount(server)
+        .await;
+}
+
+pub(crate) fn get(segments: &[&str]) -> Request {
+    Request::new(Method::GET, segments.iter().copied())
+}
+
+pub(crate) fn post(segments: &[&str]) -> Request {
+    Request::new(Method::POST, segments.iter().copied())
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+pub(crate) fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    port
+}
+
+pub(crate) async fn request_count(server: &MockServer) -> usize {
+    server.received_requests().await.unwrap_or_default().len()
+}
+
+/// Everything any test in this binary logs through `tracing`, at TRACE level.
+#[derive(Clone, Default)]
+pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs one global TRACE subscriber before the first client is built. A global one, not a
+/// per-test `set_default`: tracing caches each callsite's interest process-wide, so a scoped
+/// subscriber in one test can miss spans that a parallel test registered first.
+pub(crate) fn traces() -> &'static Capture {
+    static TRACES: OnceLock<Capture> = OnceLock::new();
+    TRACES.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        // Fails only if something else installed one first; the assertions would then show it.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        capture
+    })
+}
