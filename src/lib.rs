@@ -47,7 +47,7 @@ pub use error::{
     TransportErrorKind,
 };
 pub use paging::{ItemStream, Page, PageStream, PageToken};
-pub use rate_limit::RateLimit;
+pub use rate_limit::{Bucket, RateLimit};
 pub use retry::{RetryBudget, RetryPolicy};
 pub use transport::ResponseMeta;
 

@@ -12,7 +12,16 @@
 //! A malformed header is ignored (the field stays `None`); parsing never fails and never panics.
 //! The reset delay is computed from the server's own `Date` header, not the local clock, so a
 //! skewed local clock cannot make a client wait for hours or not at all.
+//!
+//! # Client-side pacing
+//!
+//! Off by default. When a client is built with pacing on, every request first takes a token from
+//! the vendor's published bucket for its kind of call ([`Bucket`]: a rate and a burst, e.g. SGT
+//! writes: 120 a minute, burst 30), waiting when the bucket is empty, so that a bulk job runs near
+//! the allowed rate without provoking 429s. When a response reports `X-RateLimit-Remaining: 0`, the
+//! next request of that bucket also waits for the reported reset.
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -107,6 +116,134 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A published rate limit: `limit` requests per `per`, absorbing bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// A short name (`read`, `write`, `ingest`, `reports`), shown in traces.
+    pub name: &'static str,
+    /// Requests (or units, see the vendor module) allowed per `per`.
+    pub limit: u32,
+    /// The window `limit` is counted over.
+    pub per: Duration,
+    /// How many may be sent at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Bucket {
+    /// A bucket of `limit` per `per`, with `burst`.
+    pub const fn new(name: &'static str, limit: u32, per: Duration, burst: u32) -> Self {
+        Bucket {
+            name,
+            limit,
+            per,
+            burst,
+        }
+    }
+
+    /// Tokens added per second.
+    fn rate(&self) -> f64 {
+        let secs = self.per.as_secs_f64();
+        if secs > 0.0 {
+            f64::from(self.limit) / secs
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+struct BucketState {
+    tokens: f64,
+    last: tokio::time::Instant,
+    not_before: Option<tokio::time::Instant>,
+}
+
+/// Client-side token buckets, one per kind of call.
+pub(crate) struct Pacer {
+    buckets: Vec<(Bucket, Mutex<BucketState>)>,
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.buckets.iter().map(|(b, _)| b))
+            .finish()
+    }
+}
+
+impl Pacer {
+    pub(crate) fn new(buckets: &[Bucket]) -> Self {
+        let now = tokio::time::Instant::now();
+        Pacer {
+            buckets: buckets
+                .iter()
+                .map(|b| {
+                    let state = BucketState {
+                        tokens: f64::from(b.burst.max(1)),
+                        last: now,
+                        not_before: None,
+                    };
+                    (*b, Mutex::new(state))
+                })
+                .collect(),
+        }
+    }
+
+    fn state(&self, bucket: &str) -> Option<(&Bucket, std::sync::MutexGuard<'_, BucketState>)> {
+        let (b, m) = self.buckets.iter().find(|(b, _)| b.name == bucket)?;
+        Some((b, m.lock().unwrap_or_else(|p| p.into_inner())))
+    }
+
+    /// Takes `cost` tokens from `bucket`, waiting as long as the bucket needs to refill. Tokens are
+    /// reserved before waiting (the balance may go negative), so concurrent callers queue up in
+    /// order instead of racing for each refill. An unknown bucket name does not wait.
+    pub(crate) async fn acquire(&self, bucket: &str, cost: u32) {
+        let wait = {
+            let Some((b, mut s)) = self.state(bucket) else {
+                return;
+            };
+            let now = tokio::time::Instant::now();
+            let rate = b.rate();
+            let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
+            s.tokens = (s.tokens + elapsed * rate).min(f64::from(b.burst.max(1)));
+            s.last = now;
+            s.tokens -= f64::from(cost);
+            let refill = if s.tokens < 0.0 && rate.is_finite() {
+                Duration::try_from_secs_f64(-s.tokens / rate).unwrap_or(Duration::MAX)
+            } else {
+                Duration::ZERO
+            };
+            let blocked = s
+                .not_before
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+            refill.max(blocked)
+        };
+        if !wait.is_zero() {
+            tracing::debug!(
+                bucket,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "pacing"
+            );
+            tokio::time::sleep(wait.min(Duration::from_secs(3600))).await;
+        }
+    }
+
+    /// Takes the server's word into account: when it says nothing is left, requests of this
+    /// bucket wait for the reset it reported.
+    pub(crate) fn observe(&self, bucket: &str, rl: &RateLimit) {
+        if rl.remaining != Some(0) {
+            return;
+        }
+        let Some(reset) = rl.reset_after.or(rl.retry_after) else {
+            return;
+        };
+        if let Some((_, mut s)) = self.state(bucket) {
+            let until =
+                tokio::time::Instant::now().checked_add(reset.min(Duration::from_secs(3600)));
+            s.not_before = until;
+        }
+    }
 }
 
 /// The server's clock, from its `Date` header.
@@ -211,6 +348,93 @@ mod tests {
     fn exhausted_when_either_allowance_is_zero() {
         let h = headers(&[("x-ratelimit-daily-remaining", "0")]);
         assert!(RateLimit::from_headers(&h, SystemTime::now()).is_exhausted());
+    }
+
+    fn bucket(limit: u32, per_ms: u64, burst: u32) -> Pacer {
+        Pacer::new(&[Bucket::new(
+            "b",
+            limit,
+            Duration::from_millis(per_ms),
+            burst,
+        )])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_lets_a_burst_through_then_paces() {
+        // 10 per second (one every 100 ms), burst 3.
+        let p = bucket(10, 1000, 3);
+        let start = tokio::time::Instant::now();
+        for _ in 0..3 {
+            p.acquire("b", 1).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        for i in 1..=5u64 {
+            p.acquire("b", 1).await;
+            let e = start.elapsed().as_millis();
+            assert!((e as i128 - (i as i128) * 100).abs() <= 1, "{i}: {e} ms");
+        }
+        // An unknown bucket never waits.
+        p.acquire("other", 1_000_000).await;
+        assert!(start.elapsed() < Duration::from_millis(510));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_refills_while_idle_up_to_the_burst() {
+        let p = bucket(10, 1000, 2);
+        p.acquire("b", 2).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let start = tokio::time::Instant::now();
+        p.acquire("b", 2).await; // refilled, but only to the burst
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        p.acquire("b", 1).await;
+        assert_eq!(start.elapsed().as_millis(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_queue_in_order() {
+        let p = std::sync::Arc::new(bucket(10, 1000, 1));
+        let start = tokio::time::Instant::now();
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    p.acquire("b", 1).await;
+                    start.elapsed().as_millis()
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.unwrap());
+        }
+        done.sort();
+        assert_eq!(done, vec![0, 100, 200, 300, 400]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_reported_exhaustion_blocks_until_reset() {
+        let p = bucket(1000, 1000, 100);
+        let rl = RateLimit {
+            remaining: Some(0),
+            reset_after: Some(Duration::from_secs(7)),
+            ..RateLimit::default()
+        };
+        p.observe("b", &rl);
+        let start = tokio::time::Instant::now();
+        p.acquire("b", 1).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(7));
+        // Remaining > 0: no effect.
+        p.observe(
+            "b",
+            &RateLimit {
+                remaining: Some(3),
+                reset_after: Some(Duration::from_secs(9)),
+                ..RateLimit::default()
+            },
+        );
+        let start = tokio::time::Instant::now();
+        p.acquire("b", 1).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::error::{
     ApiError, DecodeError, Error, ErrorCode, RequestInfo, Result, TransportError,
     TransportErrorKind, snippet,
 };
-use crate::rate_limit::RateLimit;
+use crate::rate_limit::{Bucket, Pacer, RateLimit};
 use crate::retry::{self, Failure, RetryBudget, RetryPolicy};
 
 /// The SDK's own product token, sent in `User-Agent`.
@@ -83,6 +83,15 @@ pub(crate) struct VendorProfile {
     pub(crate) name: &'static str,
     /// 5xx statuses the vendor documents as safe to retry for any method.
     pub(crate) safe_statuses: &'static [u16],
+    /// The vendor's published rate-limit buckets, for client-side pacing.
+    pub(crate) buckets: &'static [Bucket],
+    /// Which bucket a call counts against, from its method and URL path.
+    pub(crate) bucket_for: fn(&Method, &str) -> &'static str,
+}
+
+/// The bucket of a vendor that publishes one budget for everything.
+pub(crate) fn single_bucket(_: &Method, _: &str) -> &'static str {
+    "all"
 }
 
 enum Target {
@@ -102,6 +111,7 @@ pub(crate) struct Request {
     timeout: Option<Duration>,
     sensitive_response: bool,
     authenticate: bool,
+    pacing: Option<(&'static str, u32)>,
 }
 
 impl Request {
@@ -126,6 +136,7 @@ impl Request {
             timeout: None,
             sensitive_response: false,
             authenticate: true,
+            pacing: None,
         }
     }
 
@@ -202,6 +213,13 @@ impl Request {
         self
     }
 
+    /// Counts this call as `cost` units of `bucket` for client-side pacing (the default is one
+    /// unit of the bucket the vendor's classifier picks).
+    pub(crate) fn pacing(mut self, bucket: &'static str, cost: u32) -> Self {
+        self.pacing = Some((bucket, cost));
+        self
+    }
+
     /// Send without the client's credentials (an OAuth2 token endpoint).
     pub(crate) fn without_auth(mut self) -> Self {
         self.authenticate = false;
@@ -230,6 +248,7 @@ pub(crate) struct TransportBuilder {
     timeout: Duration,
     http: Option<reqwest::Client>,
     max_response_bytes: usize,
+    pacing: Option<Vec<Bucket>>,
 }
 
 impl fmt::Debug for TransportBuilder {
@@ -248,6 +267,7 @@ impl fmt::Debug for TransportBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("custom_http_client", &self.http.is_some())
+            .field("pacing", &self.pacing)
             .finish()
     }
 }
@@ -267,6 +287,7 @@ impl TransportBuilder {
             timeout: Duration::from_secs(30),
             http: None,
             max_response_bytes: 64 * 1024 * 1024,
+            pacing: None,
         }
     }
 
@@ -318,6 +339,17 @@ impl TransportBuilder {
         self.max_response_bytes = n;
     }
 
+    /// Client-side pacing with the vendor's published buckets (`true`) or none (`false`).
+    pub(crate) fn pacing(&mut self, on: bool) {
+        self.pacing = on.then(|| self.vendor.buckets.to_vec());
+    }
+
+    /// Client-side pacing with custom buckets (a plan with other limits). Names must match the
+    /// vendor's bucket names (see the vendor module).
+    pub(crate) fn pacing_buckets(&mut self, buckets: Vec<Bucket>) {
+        self.pacing = Some(buckets);
+    }
+
     pub(crate) fn build(self) -> Result<Transport> {
         let auth = self.auth.ok_or_else(|| {
             Error::config("no credentials: set an API key (or a token source) on the builder")
@@ -365,6 +397,7 @@ impl TransportBuilder {
                 budget: self.retry_budget.unwrap_or_default(),
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
+                pacer: self.pacing.as_deref().map(Pacer::new),
                 last_rate_limit: Mutex::new(None),
                 warned: Mutex::new(HashSet::new()),
             }),
@@ -453,6 +486,7 @@ struct Inner {
     budget: RetryBudget,
     timeout: Duration,
     max_response_bytes: usize,
+    pacer: Option<Pacer>,
     last_rate_limit: Mutex<Option<RateLimit>>,
     warned: Mutex<HashSet<String>>,
 }
@@ -467,6 +501,7 @@ impl fmt::Debug for Transport {
             .field("retry", &i.retry)
             .field("retry_budget_available", &i.budget.available())
             .field("timeout", &i.timeout)
+            .field("pacing", &i.pacer)
             .finish_non_exhaustive()
     }
 }
@@ -683,6 +718,13 @@ impl Transport {
                 .body(body.clone());
         }
 
+        let bucket = req
+            .pacing
+            .unwrap_or_else(|| ((i.vendor.bucket_for)(&req.method, url.path()), 1));
+        if let Some(pacer) = &i.pacer {
+            pacer.acquire(bucket.0, bucket.1).await;
+        }
+
         let started = Instant::now();
         let resp = match rb.send().await {
             Ok(r) => r,
@@ -714,6 +756,9 @@ impl Transport {
         };
 
         let meta = self.meta(status, &headers, &body, info, attempt, received);
+        if let Some(pacer) = &i.pacer {
+            pacer.observe(bucket.0, &meta.rate_limit);
+        }
         tracing::debug!(
             attempt,
             status = status.as_u16(),

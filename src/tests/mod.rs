@@ -19,6 +19,7 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::auth::Auth;
+use crate::rate_limit::Bucket;
 use crate::retry::RetryPolicy;
 use crate::transport::{Request, Transport, TransportBuilder, VendorProfile};
 
@@ -28,6 +29,11 @@ pub(crate) const KEY: &str = "sgt_live_TOPSECRET_5h7k9w";
 pub(crate) const VENDOR: VendorProfile = VendorProfile {
     name: "test",
     safe_statuses: &[],
+    buckets: &[
+        Bucket::new("read", 600, Duration::from_secs(60), 120),
+        Bucket::new("write", 120, Duration::from_secs(60), 30),
+    ],
+    bucket_for: |m, _| if m == Method::GET { "read" } else { "write" },
 };
 
 /// Fast retries (1-5 ms) so the matrix runs in milliseconds.

@@ -72,6 +72,7 @@ async fn vendor_safe_statuses_retry_post() {
     const SGT_LIKE: VendorProfile = VendorProfile {
         name: "sgt-like",
         safe_statuses: &[500, 502],
+        ..VENDOR
     };
     assert_eq!(count_for(500, post(&["r"]), SGT_LIKE).await.0, 3);
     assert_eq!(count_for(502, post(&["r"]), SGT_LIKE).await.0, 3);
@@ -332,4 +333,59 @@ async fn rate_limit_of_the_last_response_is_kept() {
     let last = t.last_rate_limit().unwrap();
     assert_eq!(last.limit, Some(600));
     let _ = SystemTime::now();
+}
+
+#[tokio::test]
+async fn pacing_spaces_requests_per_bucket() {
+    use crate::rate_limit::Bucket;
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/r"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let mut b = builder(&server);
+    // Writes: 20 a second, burst 1 -> one every 50 ms. Reads: unlimited in practice.
+    b.pacing_buckets(vec![
+        Bucket::new("write", 20, Duration::from_secs(1), 1),
+        Bucket::new("read", 100_000, Duration::from_secs(1), 100_000),
+    ]);
+    let t = b.build().unwrap();
+    let start = Instant::now();
+    for _ in 0..5 {
+        t.send(post(&["r"])).await.unwrap();
+    }
+    let writes = start.elapsed();
+    assert!(writes >= Duration::from_millis(200), "{writes:?}");
+    let start = Instant::now();
+    for _ in 0..5 {
+        t.send(get(&["r"])).await.unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(150),
+        "reads are not held back by writes"
+    );
+    // An explicit bucket and cost: 3 units at 20/s after the bucket is empty is >= 150 ms.
+    let start = Instant::now();
+    t.send(post(&["r"]).pacing("write", 3)).await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn pacing_is_off_by_default() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/r"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let t = client(&server);
+    assert!(format!("{t:?}").contains("pacing: None"), "{t:?}");
+    // Well past the write bucket's burst of 30, and nothing is held back.
+    for _ in 0..50 {
+        t.send(post(&["r"])).await.unwrap();
+    }
+    assert_eq!(request_count(&server).await, 50);
 }
