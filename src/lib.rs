@@ -30,18 +30,24 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// The transport, request and paging internals are used by the vendor modules; until the first one
-// lands (issue 3) a library build sees them as unused.
-#![allow(dead_code)]
+
+#[macro_use]
+mod macros;
 
 pub mod auth;
+mod call;
 pub mod error;
 pub mod paging;
 pub mod rate_limit;
 pub mod retry;
 pub(crate) mod transport;
 
+#[cfg(feature = "sgt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sgt")))]
+pub mod sgt;
+
 pub use auth::{ApiKey, Auth, TokenSource};
+pub use call::Call;
 pub use error::{
     ApiError, DecodeError, Error, ErrorCode, ProtocolError, RequestInfo, Result, TransportError,
     TransportErrorKind,

@@ -189,6 +189,17 @@ impl<T: Send + 'static> PageStream<T> {
         }
     }
 
+    /// A stream that yields `err` once and ends: bad input found before anything was sent.
+    pub(crate) fn failed(err: Error) -> Self {
+        let fetch: FetchPage<T> = Arc::new(|_| Box::pin(async { unreachable_page() }));
+        PageStream {
+            fetch,
+            state: State::Failed(err),
+            seen: HashSet::new(),
+            prefetch: false,
+        }
+    }
+
     /// Fetch the next page in the background while the current one is consumed. At most one page
     /// is fetched ahead; the fetch is cancelled when the stream is dropped. Needs a Tokio runtime.
     pub fn prefetch(mut self, on: bool) -> Self {
@@ -231,6 +242,11 @@ impl<T: Send + 'static> PageStream<T> {
             }
         }
     }
+}
+
+/// The fetcher of a failed stream is never called; if it were, it would say so instead of panicking.
+fn unreachable_page<T>() -> Result<Page<T>> {
+    Err(ProtocolError::new("internal: a failed page stream was polled again").into())
 }
 
 fn describe(token: &PageToken) -> String {

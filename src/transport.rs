@@ -155,6 +155,27 @@ impl Request {
         Ok(self)
     }
 
+    /// Adds one `key=value` pair to the query string (percent-encoded).
+    pub(crate) fn append_query(mut self, key: &str, value: &str) -> Self {
+        let mut ser = url::form_urlencoded::Serializer::new(self.query.take().unwrap_or_default());
+        ser.append_pair(key, value);
+        self.query = Some(ser.finish());
+        self
+    }
+
+    /// `METHOD /segments` for `Debug` output (no query, no headers).
+    pub(crate) fn describe(&self) -> String {
+        match &self.target {
+            Target::Segments(s) => format!("{} /{}", self.method, s.join("/")),
+            Target::Absolute(u) => format!("{} {}", self.method, u.path()),
+        }
+    }
+
+    /// The HTTP method.
+    pub(crate) fn method(&self) -> &Method {
+        &self.method
+    }
+
     /// A JSON body.
     pub(crate) fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self> {
         let bytes = serde_json::to_vec(body)
@@ -301,10 +322,6 @@ impl TransportBuilder {
 
     pub(crate) fn auth(&mut self, auth: Auth) {
         self.auth = Some(auth);
-    }
-
-    pub(crate) fn has_auth(&self) -> bool {
-        self.auth.is_some()
     }
 
     pub(crate) fn user_agent(&mut self, product: impl Into<String>) {
@@ -527,6 +544,7 @@ impl Transport {
     }
 
     /// The retry budget shared by this client's calls.
+    #[cfg(test)]
     pub(crate) fn retry_budget(&self) -> &RetryBudget {
         &self.inner.budget
     }

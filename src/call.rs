@@ -1,0 +1,92 @@
+//! A prepared single-request call: `.send()`, `.send_with_meta()`, or just `.await`.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::error::Result;
+use crate::retry::RetryPolicy;
+use crate::transport::{Request, ResponseMeta, Transport};
+
+/// Per-call overrides of the client's settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallOptions {
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl CallOptions {
+    pub(crate) fn apply(&self, req: Request) -> Request {
+        req.retry(self.retry.clone()).timeout(self.timeout)
+    }
+}
+
+/// Sends a request and turns the response into `T` (the vendor's envelope handling).
+pub(crate) type Runner<T> = fn(Transport, Request) -> BoxFuture<'static, Result<(T, ResponseMeta)>>;
+
+/// One API call, ready to send. Nothing is sent until it is awaited.
+///
+/// ```no_run
+/// # async fn demo(call: iot_sdk::Call<u64>) -> iot_sdk::Result<()> {
+/// use std::time::Duration;
+/// let value = call.with_timeout(Duration::from_secs(5)).send().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a call does nothing until it is sent or awaited"]
+pub struct Call<T> {
+    transport: Transport,
+    request: Result<Request>,
+    opts: CallOptions,
+    run: Runner<T>,
+}
+
+impl<T> fmt::Debug for Call<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("request", &self.request.as_ref().map(Request::describe))
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> Call<T> {
+    /// A call of `request` (or the error building it produced, returned when sent).
+    pub(crate) fn new(transport: Transport, request: Result<Request>, run: Runner<T>) -> Self {
+        Call {
+            transport,
+            request,
+            opts: CallOptions::default(),
+            run,
+        }
+    }
+
+    call_options!();
+
+    /// Sends the call.
+    pub async fn send(self) -> Result<T> {
+        self.send_with_meta().await.map(|(v, _)| v)
+    }
+
+    /// Sends the call and also returns the response's metadata (request id, rate limit, ETag).
+    pub async fn send_with_meta(self) -> Result<(T, ResponseMeta)> {
+        let req = self.opts.apply(self.request?);
+        (self.run)(self.transport, req).await
+    }
+}
+
+impl<T: Send + 'static> IntoFuture for Call<T> {
+    type Output = Result<T>;
+    type IntoFuture = BoxFuture<'static, Result<T>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// Makes sure `Call` futures stay `Send`.
+#[allow(dead_code)]
+fn assert_send<T: Send + 'static>(c: Call<T>) -> impl Future<Output = Result<T>> + Send {
+    c.send()
+}

@@ -1,0 +1,381 @@
+//! The SGT Systems API: devices, telemetry, events and alarms, reports, webhooks, OAuth2.
+//!
+//! ```no_run
+//! # async fn demo() -> iot_sdk::Result<()> {
+//! use futures::TryStreamExt;
+//! use iot_sdk::sgt::{Client, DeviceStatus};
+//!
+//! let sgt = Client::builder()
+//!     .api_key(std::env::var("SGT_API_KEY").unwrap_or_default())
+//!     .tenant("acme-industries")
+//!     .user_agent("acme-erp-sync/1.4.2")
+//!     .build()?;
+//!
+//! let device = sgt.devices().get("dev_42").await?;
+//! let mut online = sgt.devices().list().status(DeviceStatus::Online).limit(200).items();
+//! while let Some(d) = online.try_next().await? {
+//!     println!("{} {}", d.id, d.name);
+//! }
+//! # let _ = device; Ok(()) }
+//! ```
+//!
+//! Every response is the envelope `{data, meta}`; the SDK hands back `data` and keeps the rest in
+//! [`ResponseMeta`](crate::ResponseMeta) (`send_with_meta()`). Lists page with an opaque cursor
+//! (`limit` ≤ 500). Retries follow the spec's table: 500 and 502 are documented as safe to retry,
+//! so they are retried on every method; 504 and timeouts only on idempotent calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{ApiKey, Auth, TokenSource};
+use crate::call::CallOptions;
+use crate::error::{Error, Result};
+use crate::paging::{FetchPage, Page, PageStream, PageToken};
+use crate::rate_limit::{Bucket, RateLimit};
+use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder, VendorProfile};
+
+pub mod devices;
+
+pub use devices::{
+    CommandReceipt, Device, DeviceCommand, DeviceCount, DeviceStatus, DeviceUpdate, Devices,
+    ListDevices, NewDevice, UpdateDevice,
+};
+
+/// The production base URL.
+pub const PRODUCTION_URL: &str = "https://api.sgtsystems.com/v1";
+/// The sandbox base URL.
+pub const SANDBOX_URL: &str = "https://api.sandbox.sgtsystems.com/v1";
+/// The OAuth2 token endpoint.
+pub const TOKEN_URL: &str = "https://auth.sgtsystems.com/oauth2/token";
+/// The largest `limit` a list accepts.
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// The published rate-limit buckets, for [`ClientBuilder::pacing`]: `read` (GET, HEAD) 600/min
+/// burst 120; `write` (POST, PATCH, DELETE) 120/min burst 30; `ingest` 10,000 readings/min burst
+/// 2,000 (an ingest request costs one unit per reading); `reports` 30/hour burst 5.
+pub const BUCKETS: &[Bucket] = &[
+    Bucket::new("read", 600, Duration::from_secs(60), 120),
+    Bucket::new("write", 120, Duration::from_secs(60), 30),
+    Bucket::new("ingest", 10_000, Duration::from_secs(60), 2_000),
+    Bucket::new("reports", 30, Duration::from_secs(3600), 5),
+];
+
+fn bucket_for(method: &Method, path: &str) -> &'static str {
+    let path = path.trim_end_matches('/');
+    if *method == Method::GET || *method == Method::HEAD {
+        "read"
+    } else if path.ends_with("/telemetry/ingest") {
+        "ingest"
+    } else if *method == Method::POST && path.ends_with("/reports") {
+        "reports"
+    } else {
+        "write"
+    }
+}
+
+pub(crate) const PROFILE: VendorProfile = VendorProfile {
+    name: "sgt",
+    // The spec's table: 500 "safe to retry with backoff", 502 "retry with backoff".
+    safe_statuses: &[500, 502],
+    buckets: BUCKETS,
+    bucket_for,
+};
+
+id_type!(
+    /// A device id (`dev_42`).
+    DeviceId,
+    "dev_"
+);
+id_type!(
+    /// A site or location id (`site_dhaka_wh1`).
+    SiteId,
+    "site_"
+);
+id_type!(
+    /// An alarm instance id (`alm_01HW3K9F2X`).
+    AlarmId,
+    "alm_"
+);
+id_type!(
+    /// An event id (`evt_01HW3K9F2X`).
+    EventId,
+    "evt_"
+);
+id_type!(
+    /// A report run id (`rpt_01HW3K9F2X`).
+    ReportId,
+    "rpt_"
+);
+id_type!(
+    /// A webhook endpoint id (`wh_01HW3K9F2X`).
+    WebhookId,
+    "wh_"
+);
+id_type!(
+    /// A request id (`req_01HW3K9F2X`), as in `X-Request-Id`.
+    RequestId,
+    "req_"
+);
+
+/// The SGT success envelope: `{data, meta}`.
+#[derive(serde::Deserialize)]
+pub(crate) struct Envelope<T> {
+    pub(crate) data: T,
+    #[serde(default)]
+    pub(crate) meta: EnvelopeMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct EnvelopeMeta {
+    #[serde(default)]
+    pub(crate) pagination: Option<Pagination>,
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct Pagination {
+    #[serde(default)]
+    pub(crate) next: Option<String>,
+    #[serde(default)]
+    pub(crate) has_more: bool,
+}
+
+/// Sends `req` and unwraps the envelope's `data`.
+pub(crate) fn enveloped<T: DeserializeOwned + Send + 'static>(
+    t: Transport,
+    req: Request,
+) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
+    Box::pin(async move {
+        let (env, meta) = t.send_json::<Envelope<T>>(req).await?;
+        Ok((env.data, meta))
+    })
+}
+
+/// Sends `req` and expects no body (204).
+pub(crate) fn no_content(
+    t: Transport,
+    req: Request,
+) -> BoxFuture<'static, Result<((), ResponseMeta)>> {
+    Box::pin(async move {
+        let resp = t.send(req).await?;
+        Ok(((), resp.meta))
+    })
+}
+
+/// Checks a `limit` against the maximum.
+pub(crate) fn check_limit(limit: Option<u32>) -> Result<()> {
+    match limit {
+        Some(0) => Err(Error::invalid_input("limit must be at least 1")),
+        Some(l) if l > MAX_PAGE_SIZE => Err(Error::invalid_input(format!(
+            "limit {l} is over the maximum of {MAX_PAGE_SIZE}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An SGT client. Cheap to clone: clones share the connection pool, retry budget and
+/// rate-limit state.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) transport: Transport,
+}
+
+impl Client {
+    /// A builder: set a key (or token source), then `build()`.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            inner: TransportBuilder::new(PROFILE, PRODUCTION_URL),
+            tenant: None,
+        }
+    }
+
+    /// A production client with an API key and default settings.
+    pub fn new(api_key: impl Into<ApiKey>) -> Result<Self> {
+        Client::builder().api_key(api_key).build()
+    }
+
+    /// A client from the environment: `SGT_API_KEY` (required), `SGT_TENANT` and `SGT_BASE_URL`
+    /// (optional).
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let key = get("SGT_API_KEY")
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| Error::config("SGT_API_KEY is not set"))?;
+        let mut b = Client::builder().api_key(key);
+        if let Some(t) = get("SGT_TENANT").filter(|t| !t.trim().is_empty()) {
+            b = b.tenant(t);
+        }
+        if let Some(u) = get("SGT_BASE_URL").filter(|u| !u.trim().is_empty()) {
+            b = b.base_url(u);
+        }
+        b.build()
+    }
+
+    /// Devices: list, register, read, update, delete, commands, count.
+    pub fn devices(&self) -> Devices {
+        Devices::new(self.clone())
+    }
+
+    /// The rate-limit state of the latest response that carried rate-limit headers.
+    pub fn last_rate_limit(&self) -> Option<RateLimit> {
+        self.transport.last_rate_limit()
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &url::Url {
+        self.transport.base_url()
+    }
+
+    /// A stream over a cursor-paged list.
+    pub(crate) fn paginate<T, Q>(
+        &self,
+        segments: Vec<String>,
+        query: Q,
+        first_cursor: Option<String>,
+        opts: CallOptions,
+    ) -> PageStream<T>
+    where
+        T: DeserializeOwned + Send + 'static,
+        Q: Serialize + Send + Sync + 'static,
+    {
+        let t = self.transport.clone();
+        let query = Arc::new(query);
+        let fetch: FetchPage<T> = Arc::new(move |token| {
+            let t = t.clone();
+            let query = query.clone();
+            let segments = segments.clone();
+            let opts = opts.clone();
+            Box::pin(async move {
+                let mut req = Request::new(Method::GET, segments).query(&*query)?;
+                if let Some(PageToken::Cursor(c)) = token {
+                    req = req.append_query("cursor", &c);
+                }
+                let (env, meta) = t.send_json::<Envelope<Vec<T>>>(opts.apply(req)).await?;
+                let next = env
+                    .meta
+                    .pagination
+                    .filter(|p| p.has_more)
+                    .map(|p| PageToken::Cursor(p.next.unwrap_or_default()));
+                Ok(Page::new(env.data, next, None, meta))
+            })
+        });
+        PageStream::new(fetch, first_cursor.map(PageToken::Cursor))
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    inner: TransportBuilder,
+    tenant: Option<String>,
+}
+
+impl ClientBuilder {
+    /// Authenticates with an API key, sent as `Authorization: Bearer <key>`.
+    #[must_use]
+    pub fn api_key(mut self, key: impl Into<ApiKey>) -> Self {
+        self.inner.auth(Auth::bearer(key));
+        self
+    }
+
+    /// Authenticates with tokens from `source` (an OAuth2 session), refreshed once on a 401.
+    #[must_use]
+    pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
+        self.inner.auth(Auth::token_source(source));
+        self
+    }
+
+    /// Sends `X-SGT-Tenant` on every request: required for multi-tenant keys; for a
+    /// single-tenant key it must match the key's tenant or every call is refused with 403.
+    #[must_use]
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Uses the sandbox ([`SANDBOX_URL`]).
+    #[must_use]
+    pub fn sandbox(self) -> Self {
+        self.base_url(SANDBOX_URL)
+    }
+
+    common_builder_methods!();
+
+    /// Builds the client. Fails with [`Error::Config`] without a key, with a bad base URL or
+    /// tenant, or when the HTTP client cannot be built.
+    pub fn build(mut self) -> Result<Client> {
+        if let Some(t) = self.tenant.take() {
+            if t.trim().is_empty() {
+                return Err(Error::config("the tenant is empty"));
+            }
+            self.inner.header("X-SGT-Tenant", t);
+        }
+        Ok(Client {
+            transport: self.inner.build()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_by_method_and_path() {
+        assert_eq!(bucket_for(&Method::GET, "/v1/devices"), "read");
+        assert_eq!(bucket_for(&Method::HEAD, "/v1/devices"), "read");
+        assert_eq!(bucket_for(&Method::POST, "/v1/devices"), "write");
+        assert_eq!(bucket_for(&Method::PATCH, "/v1/devices/dev_1"), "write");
+        assert_eq!(bucket_for(&Method::DELETE, "/v1/webhooks/wh_1"), "write");
+        assert_eq!(bucket_for(&Method::POST, "/v1/telemetry/ingest"), "ingest");
+        assert_eq!(bucket_for(&Method::POST, "/v1/reports"), "reports");
+        assert_eq!(bucket_for(&Method::GET, "/v1/reports"), "read");
+    }
+
+    #[test]
+    fn from_env_needs_a_key_and_reads_the_rest() {
+        let err = Client::from_lookup(|_| None).unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref m) if m.contains("SGT_API_KEY")),
+            "{err}"
+        );
+        let c = Client::from_lookup(|n| match n {
+            "SGT_API_KEY" => Some("k".into()),
+            "SGT_TENANT" => Some("acme".into()),
+            "SGT_BASE_URL" => Some("http://127.0.0.1:9/v1".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.base_url().as_str(), "http://127.0.0.1:9/v1");
+        let c = Client::from_lookup(|n| (n == "SGT_API_KEY").then(|| "k".into())).unwrap();
+        assert_eq!(c.base_url().as_str(), PRODUCTION_URL);
+    }
+
+    #[test]
+    fn limits() {
+        assert!(check_limit(None).is_ok());
+        assert!(check_limit(Some(500)).is_ok());
+        assert!(matches!(
+            check_limit(Some(501)),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(check_limit(Some(0)), Err(Error::InvalidInput(_))));
+    }
+
+    #[test]
+    fn sandbox_and_bad_tenant() {
+        let c = Client::builder().api_key("k").sandbox().build().unwrap();
+        assert_eq!(c.base_url().as_str(), SANDBOX_URL);
+        let e = Client::builder().api_key("k").tenant("bad\ntenant").build();
+        assert!(matches!(e, Err(Error::Config(_))));
+        let e = Client::builder().api_key("k").tenant(" ").build();
+        assert!(matches!(e, Err(Error::Config(_))));
+    }
+}

@@ -1,0 +1,51 @@
+//! Shared helpers for the wiremock tests of the vendor modules.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use iot_sdk::RetryPolicy;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A fixture from `fixtures/<vendor>/<name>.json`, as a JSON value.
+pub fn fixture(vendor: &str, name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/fixtures/{vendor}/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A 200 response with a fixture body.
+pub fn ok_fixture(vendor: &str, name: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(fixture(vendor, name))
+}
+
+/// Retries with (almost) no delay, so retry tests take milliseconds.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_initial_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(2))
+}
+
+/// Mounts a catch-all answering 418 last, so a request that matched no mock fails loudly.
+pub async fn catch_all(server: &MockServer) {
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(418).set_body_string("no mock matched this request"))
+        .with_priority(u8::MAX)
+        .mount(server)
+        .await;
+}
+
+/// The one request the server received (asserts there was exactly one).
+pub async fn only_request(server: &MockServer) -> wiremock::Request {
+    let mut reqs = server.received_requests().await.unwrap_or_default();
+    assert_eq!(reqs.len(), 1, "expected exactly one request: {reqs:?}");
+    reqs.remove(0)
+}
+
+/// The request body as JSON.
+pub fn body_json(req: &wiremock::Request) -> serde_json::Value {
+    serde_json::from_slice(&req.body).expect("a JSON body")
+}
