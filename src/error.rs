@@ -54,6 +54,11 @@ pub enum Error {
     /// value that is not valid in HTTP.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A bulk ingest in which not every reading was accepted; the error hands back the readings
+    /// that were not (see [`crate::sgt::IngestError`]).
+    #[cfg(feature = "sgt")]
+    #[error(transparent)]
+    Ingest(Box<crate::sgt::IngestError>),
 }
 
 impl Error {
@@ -61,6 +66,8 @@ impl Error {
     pub fn api(&self) -> Option<&ApiError> {
         match self {
             Error::Api(e) => Some(e),
+            #[cfg(feature = "sgt")]
+            Error::Ingest(e) => e.error().and_then(Error::api),
             _ => None,
         }
     }
@@ -95,6 +102,8 @@ impl Error {
         match self {
             Error::Api(e) => e.is_retryable(),
             Error::Transport(e) => e.kind() != TransportErrorKind::ResponseTooLarge,
+            #[cfg(feature = "sgt")]
+            Error::Ingest(e) => e.error().is_some_and(Error::is_retryable),
             _ => false,
         }
     }

@@ -141,10 +141,16 @@ enum State<T> {
     Ready(Option<PageToken>),
     Fetching(BoxFuture<'static, Result<Page<T>>>),
     Prefetching(Prefetch<T>),
-    /// An error to yield on the next poll, then done.
+    /// An error to yield on the next poll, then ended.
     Failed(Error),
+    /// This segment is exhausted; the next chained segment (if any) follows.
     Done,
+    /// Terminal: an error was yielded, nothing follows.
+    Ended,
 }
+
+/// The segments that follow this one (windows of a long time range), built lazily.
+type Rest<T> = Box<dyn Iterator<Item = PageStream<T>> + Send>;
 
 /// A stream of pages. Created by a list builder's `.pages()`.
 #[must_use = "streams do nothing unless polled"]
@@ -153,6 +159,7 @@ pub struct PageStream<T> {
     state: State<T>,
     seen: HashSet<PageToken>,
     prefetch: bool,
+    rest: Option<Rest<T>>,
 }
 
 impl<T> fmt::Debug for PageStream<T> {
@@ -163,6 +170,7 @@ impl<T> fmt::Debug for PageStream<T> {
             State::Prefetching(_) => "prefetching",
             State::Failed(_) => "failed",
             State::Done => "done",
+            State::Ended => "ended",
         };
         f.debug_struct("PageStream")
             .field("state", &state)
@@ -186,7 +194,32 @@ impl<T: Send + 'static> PageStream<T> {
             state: State::Ready(first),
             seen,
             prefetch: false,
+            rest: None,
         }
+    }
+
+    /// The pages of each stream in turn, as one stream: the windows of a long time range. The
+    /// streams are made lazily, as the previous one ends; an error ends the whole sequence.
+    pub(crate) fn chain<I>(streams: I) -> Self
+    where
+        I: IntoIterator<Item = PageStream<T>>,
+        I::IntoIter: Send + 'static,
+    {
+        let mut iter = streams.into_iter();
+        match iter.next() {
+            Some(mut first) => {
+                first.rest = Some(Box::new(iter));
+                first
+            }
+            None => PageStream::empty(),
+        }
+    }
+
+    /// A stream with no pages.
+    pub(crate) fn empty() -> Self {
+        let mut s = PageStream::failed(ProtocolError::new("unreachable").into());
+        s.state = State::Done;
+        s
     }
 
     /// A stream that yields `err` once and ends: bad input found before anything was sent.
@@ -197,6 +230,7 @@ impl<T: Send + 'static> PageStream<T> {
             state: State::Failed(err),
             seen: HashSet::new(),
             prefetch: false,
+            rest: None,
         }
     }
 
@@ -270,9 +304,20 @@ impl<T: Send + 'static> Stream for PageStream<T> {
         let this = &mut *self;
         loop {
             let result = match &mut this.state {
-                State::Done => return Poll::Ready(None),
+                State::Ended => return Poll::Ready(None),
+                State::Done => {
+                    let Some(next) = this.rest.as_mut().and_then(Iterator::next) else {
+                        this.state = State::Ended;
+                        return Poll::Ready(None);
+                    };
+                    this.fetch = next.fetch;
+                    this.state = next.state;
+                    this.seen = next.seen;
+                    this.prefetch |= next.prefetch;
+                    continue;
+                }
                 State::Failed(_) => {
-                    let State::Failed(e) = std::mem::replace(&mut this.state, State::Done) else {
+                    let State::Failed(e) = std::mem::replace(&mut this.state, State::Ended) else {
                         return Poll::Ready(None);
                     };
                     return Poll::Ready(Some(Err(e)));
@@ -300,7 +345,7 @@ impl<T: Send + 'static> Stream for PageStream<T> {
                     Poll::Ready(Some(Ok(page)))
                 }
                 Err(e) => {
-                    this.state = State::Done;
+                    this.state = State::Ended;
                     Poll::Ready(Some(Err(e)))
                 }
             };
@@ -492,6 +537,61 @@ mod tests {
         let got: Vec<Result<u32>> = PageStream::new(fetch, None).items().collect().await;
         assert_eq!(got.len(), 2);
         assert!(matches!(got[1], Err(Error::Protocol(_))));
+    }
+
+    #[tokio::test]
+    async fn chain_concatenates_lazily_and_an_error_ends_everything() {
+        let built = Arc::new(AtomicUsize::new(0));
+        let counter = built.clone();
+        let windows = (0..3u32).map(move |w| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let fetch: FetchPage<u32> = Arc::new(move |token| {
+                Box::pin(async move {
+                    let p = match token {
+                        None => Page::new(
+                            vec![w * 10, w * 10 + 1],
+                            Some(PageToken::Cursor("c".into())),
+                            None,
+                            meta(),
+                        ),
+                        Some(_) => Page::new(vec![w * 10 + 2], None, None, meta()),
+                    };
+                    Ok(p)
+                })
+            });
+            PageStream::new(fetch, None)
+        });
+        let mut items = PageStream::chain(windows).items();
+        assert_eq!(
+            built.load(Ordering::SeqCst),
+            1,
+            "only the first window is built up front"
+        );
+        let mut got = Vec::new();
+        while let Some(i) = items.try_next().await.unwrap() {
+            got.push(i);
+        }
+        assert_eq!(got, vec![0, 1, 2, 10, 11, 12, 20, 21, 22]);
+        assert_eq!(built.load(Ordering::SeqCst), 3);
+
+        // The same cursor in different windows is not a repeat; an error in window 2 ends it all.
+        let windows = (0..3u32).map(|w| {
+            let fetch: FetchPage<u32> = Arc::new(move |_| {
+                Box::pin(async move {
+                    if w == 1 {
+                        Err(Error::invalid_input("window 1 failed"))
+                    } else {
+                        Ok(Page::new(vec![w], None, None, meta()))
+                    }
+                })
+            });
+            PageStream::new(fetch, None)
+        });
+        let got: Vec<Result<u32>> = PageStream::chain(windows).items().collect().await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].is_err());
+        let none: Vec<Result<u32>> = PageStream::chain(Vec::new()).items().collect().await;
+        assert!(none.is_empty());
     }
 
     #[tokio::test]

@@ -171,11 +171,6 @@ impl Request {
         }
     }
 
-    /// The HTTP method.
-    pub(crate) fn method(&self) -> &Method {
-        &self.method
-    }
-
     /// A JSON body.
     pub(crate) fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self> {
         let bytes = serde_json::to_vec(body)

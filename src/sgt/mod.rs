@@ -40,10 +40,15 @@ use crate::rate_limit::{Bucket, RateLimit};
 use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder, VendorProfile};
 
 pub mod devices;
+pub mod telemetry;
 
 pub use devices::{
     CommandReceipt, Device, DeviceCommand, DeviceCount, DeviceStatus, DeviceUpdate, Devices,
     ListDevices, NewDevice, UpdateDevice,
+};
+pub use telemetry::{
+    AggregateFn, AggregatePoint, AggregateTelemetry, Export, ExportFormat, Ingest, IngestError,
+    IngestProgress, IngestSummary, Interval, QueryTelemetry, Reading, RejectedReading, Telemetry,
 };
 
 /// The production base URL.
@@ -221,6 +226,11 @@ impl Client {
     /// Devices: list, register, read, update, delete, commands, count.
     pub fn devices(&self) -> Devices {
         Devices::new(self.clone())
+    }
+
+    /// Telemetry: query, ingest, aggregate, export.
+    pub fn telemetry(&self) -> Telemetry {
+        Telemetry::new(self.clone())
     }
 
     /// The rate-limit state of the latest response that carried rate-limit headers.

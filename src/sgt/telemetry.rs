@@ -1,0 +1,1073 @@
+//! Telemetry: time-series readings.
+//!
+//! | call | endpoint | limit the SDK handles |
+//! |---|---|---|
+//! | [`Telemetry::query`] | `GET /telemetry` | 31 days per call: longer ranges are split into windows and streamed as one ordered sequence |
+//! | [`Telemetry::ingest`] | `POST /telemetry/ingest` | 1,000 readings per call: any number is chunked and sent with bounded concurrency |
+//! | [`Telemetry::aggregate`] | `GET /telemetry/aggregate` | 366 days per call: split like `query`, on interval boundaries |
+//! | [`Telemetry::export`] | `GET /telemetry/export` | none: for long ranges, returns a signed download URL |
+//!
+//! Ranges are half-open, as the API defines them: `from` inclusive, `to` exclusive. Windows are
+//! consecutive half-open ranges too, so a reading exactly on a boundary is fetched once, never
+//! twice or not at all.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{Client, DeviceId, check_limit, enveloped};
+use crate::call::{Call, CallOptions};
+use crate::error::{Error, Result, TransportErrorKind};
+use crate::paging::{ItemStream, Page, PageStream};
+use crate::transport::Request;
+
+/// The longest raw-reading window one `GET /telemetry` accepts.
+pub const MAX_QUERY_WINDOW: TimeDelta = TimeDelta::days(31);
+/// The longest window one `GET /telemetry/aggregate` accepts.
+pub const MAX_AGGREGATE_WINDOW: TimeDelta = TimeDelta::days(366);
+/// The most readings one `POST /telemetry/ingest` accepts.
+pub const MAX_INGEST_BATCH: usize = 1_000;
+/// Chunks in flight at once during an ingest, by default.
+pub const DEFAULT_INGEST_CONCURRENCY: usize = 4;
+
+/// One reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Reading {
+    /// The device that produced it.
+    pub device_id: DeviceId,
+    /// The metric (`power_kw`).
+    pub metric: String,
+    /// When it was taken.
+    pub ts: DateTime<Utc>,
+    /// The value.
+    pub value: f64,
+    /// A correction: this reading supersedes an earlier one with the same device, metric and
+    /// timestamp (telemetry is append-only; corrections are new readings with this flag).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub supersedes: bool,
+}
+
+impl Reading {
+    /// A reading.
+    pub fn new(
+        device_id: impl Into<DeviceId>,
+        metric: impl Into<String>,
+        ts: DateTime<Utc>,
+        value: f64,
+    ) -> Self {
+        Reading {
+            device_id: device_id.into(),
+            metric: metric.into(),
+            ts,
+            value,
+            supersedes: false,
+        }
+    }
+
+    /// Marks the reading as a correction of the earlier one at the same timestamp.
+    #[must_use]
+    pub fn superseding(mut self) -> Self {
+        self.supersedes = true;
+        self
+    }
+
+    fn check(&self, index: usize) -> Result<()> {
+        let problem = if self.device_id.as_str().trim().is_empty() {
+            "has no device_id"
+        } else if self.metric.trim().is_empty() {
+            "has no metric"
+        } else if !self.value.is_finite() {
+            "has a value that is not a finite number (JSON cannot carry NaN or infinity)"
+        } else {
+            return Ok(());
+        };
+        Err(Error::invalid_input(format!("reading {index} {problem}")))
+    }
+}
+
+open_enum!(
+    /// A server-side aggregation function.
+    AggregateFn {
+        /// Mean.
+        Avg => "avg",
+        /// Minimum.
+        Min => "min",
+        /// Maximum.
+        Max => "max",
+        /// Sum.
+        Sum => "sum",
+        /// 95th percentile.
+        P95 => "p95",
+        /// 99th percentile.
+        P99 => "p99",
+    }
+);
+
+/// An aggregation bucket width, sent as `30s`, `15m`, `1h` or `1d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interval(i64);
+
+impl Interval {
+    /// `n` seconds.
+    pub const fn seconds(n: u32) -> Self {
+        Interval(n as i64)
+    }
+
+    /// `n` minutes.
+    pub const fn minutes(n: u32) -> Self {
+        Interval(n as i64 * 60)
+    }
+
+    /// `n` hours.
+    pub const fn hours(n: u32) -> Self {
+        Interval(n as i64 * 3600)
+    }
+
+    /// `n` days.
+    pub const fn days(n: u32) -> Self {
+        Interval(n as i64 * 86_400)
+    }
+
+    /// The width.
+    pub fn as_delta(&self) -> TimeDelta {
+        TimeDelta::seconds(self.0)
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        if s != 0 && s % 86_400 == 0 {
+            write!(f, "{}d", s / 86_400)
+        } else if s != 0 && s % 3600 == 0 {
+            write!(f, "{}h", s / 3600)
+        } else if s != 0 && s % 60 == 0 {
+            write!(f, "{}m", s / 60)
+        } else {
+            write!(f, "{s}s")
+        }
+    }
+}
+
+impl Serialize for Interval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One aggregated bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AggregatePoint {
+    /// The bucket's start.
+    pub ts: DateTime<Utc>,
+    /// The aggregate (`None` for a bucket with no readings, if the server sends `null`).
+    #[serde(default)]
+    pub value: Option<f64>,
+}
+
+open_enum!(
+    /// The file format of an export.
+    ExportFormat {
+        /// Comma-separated values.
+        Csv => "csv",
+        /// Apache Parquet.
+        Parquet => "parquet",
+    }
+);
+
+/// A signed download location for an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Export {
+    /// The signed URL. It grants access by itself: treat it as a short-lived secret.
+    pub url: String,
+    /// When the URL stops working.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The file format.
+    #[serde(default)]
+    pub format: Option<ExportFormat>,
+}
+
+/// Splits `[from, to)` into consecutive half-open windows no longer than `max`, lazily.
+pub(crate) fn windows(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    max: TimeDelta,
+) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + Send + 'static {
+    let mut start = from;
+    std::iter::from_fn(move || {
+        if start >= to {
+            return None;
+        }
+        let end = start.checked_add_signed(max).map_or(to, |e| e.min(to));
+        let w = (start, end);
+        start = end;
+        Some(w)
+    })
+}
+
+fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<()> {
+    if from >= to {
+        return Err(Error::invalid_input(format!(
+            "the time range is empty or inverted: from {from} is not before to {to}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_series(device_id: &DeviceId, metric: &str) -> Result<()> {
+    if device_id.as_str().trim().is_empty() {
+        return Err(Error::invalid_input("device_id is empty"));
+    }
+    if metric.trim().is_empty() {
+        return Err(Error::invalid_input("metric is empty"));
+    }
+    Ok(())
+}
+
+/// The telemetry of a client. Get one from [`Client::telemetry`].
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    client: Client,
+}
+
+impl Telemetry {
+    pub(crate) fn new(client: Client) -> Self {
+        Telemetry { client }
+    }
+
+    /// Raw readings of one device and metric in `[from, to)`, in time order. Any range length:
+    /// over 31 days it is split into windows, fetched one after the other as the stream is read.
+    ///
+    /// ```no_run
+    /// # async fn demo(sgt: iot_sdk::sgt::Client) -> iot_sdk::Result<()> {
+    /// use chrono::{Duration, Utc};
+    /// use futures::TryStreamExt;
+    /// let to = Utc::now();
+    /// let readings: Vec<_> = sgt.telemetry()
+    ///     .query("dev_42", "power_kw", to - Duration::days(90), to)
+    ///     .items()
+    ///     .try_collect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn query(
+        &self,
+        device_id: impl Into<DeviceId>,
+        metric: impl Into<String>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> QueryTelemetry {
+        QueryTelemetry {
+            client: self.client.clone(),
+            device_id: device_id.into(),
+            metric: metric.into(),
+            from,
+            to,
+            limit: None,
+            opts: CallOptions::default(),
+        }
+    }
+
+    /// Server-side aggregates of one device and metric in `[from, to)`, one point per
+    /// `interval`. Ranges over 366 days are split on interval boundaries (relative to `from`),
+    /// so no bucket straddles two requests.
+    ///
+    /// ```no_run
+    /// # async fn demo(sgt: iot_sdk::sgt::Client) -> iot_sdk::Result<()> {
+    /// use chrono::{Duration, Utc};
+    /// use iot_sdk::sgt::{AggregateFn, Interval};
+    /// let to = Utc::now();
+    /// let points = sgt.telemetry()
+    ///     .aggregate("dev_42", "power_kw", to - Duration::hours(24), to, Interval::minutes(15), AggregateFn::Avg)
+    ///     .send()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn aggregate(
+        &self,
+        device_id: impl Into<DeviceId>,
+        metric: impl Into<String>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        interval: Interval,
+        func: AggregateFn,
+    ) -> AggregateTelemetry {
+        AggregateTelemetry {
+            client: self.client.clone(),
+            device_id: device_id.into(),
+            metric: metric.into(),
+            from,
+            to,
+            interval,
+            func,
+            opts: CallOptions::default(),
+        }
+    }
+
+    /// A signed CSV or Parquet export of `[from, to)`, for ranges too long to query.
+    ///
+    /// ```no_run
+    /// # async fn demo(sgt: iot_sdk::sgt::Client) -> iot_sdk::Result<()> {
+    /// use chrono::{Duration, Utc};
+    /// use iot_sdk::sgt::ExportFormat;
+    /// let to = Utc::now();
+    /// let export = sgt.telemetry()
+    ///     .export("dev_42", "power_kw", to - Duration::days(400), to, ExportFormat::Parquet)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn export(
+        &self,
+        device_id: impl Into<DeviceId>,
+        metric: impl Into<String>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        format: ExportFormat,
+    ) -> Call<Export> {
+        #[derive(Serialize)]
+        struct Q {
+            device_id: DeviceId,
+            metric: String,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+            format: ExportFormat,
+        }
+        let device_id = device_id.into();
+        let metric = metric.into();
+        let req = check_series(&device_id, &metric)
+            .and_then(|()| check_range(from, to))
+            .and_then(|()| {
+                Request::new(Method::GET, ["telemetry", "export"]).query(&Q {
+                    device_id,
+                    metric,
+                    from,
+                    to,
+                    format,
+                })
+            });
+        Call::new(self.client.transport.clone(), req, enveloped)
+    }
+
+    /// Ingests any number of readings: chunked to 1,000 a request, sent with bounded
+    /// concurrency. Zero readings send nothing. See [`Ingest`] for what happens on failure.
+    ///
+    /// ```no_run
+    /// # async fn demo(sgt: iot_sdk::sgt::Client, readings: Vec<iot_sdk::sgt::Reading>) -> iot_sdk::Result<()> {
+    /// match sgt.telemetry().ingest(readings).send().await {
+    ///     Ok(summary) => println!("{} accepted", summary.accepted),
+    ///     Err(e) => {
+    ///         println!("{} accepted; retry {} later", e.accepted(), e.retryable().len());
+    ///         for r in e.rejected() {
+    ///             println!("refused: {:?} {:?}", r.reading, r.message);
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn ingest<I: IntoIterator<Item = Reading>>(&self, readings: I) -> Ingest {
+        Ingest {
+            client: self.client.clone(),
+            readings: readings.into_iter().collect(),
+            chunk_size: MAX_INGEST_BATCH,
+            concurrency: DEFAULT_INGEST_CONCURRENCY,
+            progress: None,
+            opts: CallOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct QueryParams {
+    device_id: DeviceId,
+    metric: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u32>,
+}
+
+/// `GET /telemetry` over any range.
+#[derive(Debug, Clone)]
+#[must_use = "a query does nothing until sent or streamed"]
+pub struct QueryTelemetry {
+    client: Client,
+    device_id: DeviceId,
+    metric: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: Option<u32>,
+    opts: CallOptions,
+}
+
+impl QueryTelemetry {
+    /// Readings per page, 1 to 500.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    call_options!();
+
+    /// The first page of the first window.
+    pub async fn send(self) -> Result<Page<Reading>> {
+        self.pages()
+            .try_next()
+            .await?
+            .ok_or_else(|| Error::invalid_input("the query produced no page"))
+    }
+
+    /// Every page of every window, in time order.
+    pub fn pages(self) -> PageStream<Reading> {
+        if let Err(e) = check_limit(self.limit)
+            .and_then(|()| check_series(&self.device_id, &self.metric))
+            .and_then(|()| check_range(self.from, self.to))
+        {
+            return PageStream::failed(e);
+        }
+        let QueryTelemetry {
+            client,
+            device_id,
+            metric,
+            from,
+            to,
+            limit,
+            opts,
+        } = self;
+        PageStream::chain(windows(from, to, MAX_QUERY_WINDOW).map(move |(from, to)| {
+            let params = QueryParams {
+                device_id: device_id.clone(),
+                metric: metric.clone(),
+                from,
+                to,
+                limit,
+            };
+            client.paginate(vec!["telemetry".into()], params, None, opts.clone())
+        }))
+    }
+
+    /// Every reading, in time order.
+    pub fn items(self) -> ItemStream<Reading> {
+        self.pages().items()
+    }
+}
+
+/// `GET /telemetry/aggregate` over any range.
+#[derive(Debug, Clone)]
+#[must_use = "an aggregate does nothing until sent"]
+pub struct AggregateTelemetry {
+    client: Client,
+    device_id: DeviceId,
+    metric: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    interval: Interval,
+    func: AggregateFn,
+    opts: CallOptions,
+}
+
+impl AggregateTelemetry {
+    call_options!();
+
+    /// All points of the range, in time order (one request per 366-day window).
+    pub async fn send(self) -> Result<Vec<AggregatePoint>> {
+        check_series(&self.device_id, &self.metric)?;
+        check_range(self.from, self.to)?;
+        let width = self.interval.as_delta();
+        if width <= TimeDelta::zero() {
+            return Err(Error::invalid_input(
+                "the aggregation interval must be positive",
+            ));
+        }
+        if width > MAX_AGGREGATE_WINDOW {
+            return Err(Error::invalid_input(format!(
+                "the aggregation interval {} is longer than the 366-day maximum window",
+                self.interval
+            )));
+        }
+        // The largest whole number of intervals that fits in one window.
+        let per_window = MAX_AGGREGATE_WINDOW.num_seconds() / width.num_seconds().max(1);
+        let window = TimeDelta::seconds(per_window * width.num_seconds());
+
+        #[derive(Serialize)]
+        struct Q<'a> {
+            device_id: &'a DeviceId,
+            metric: &'a str,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+            interval: Interval,
+            #[serde(rename = "fn")]
+            func: &'a AggregateFn,
+        }
+        let mut points = Vec::new();
+        for (from, to) in windows(self.from, self.to, window) {
+            let req = Request::new(Method::GET, ["telemetry", "aggregate"]).query(&Q {
+                device_id: &self.device_id,
+                metric: &self.metric,
+                from,
+                to,
+                interval: self.interval,
+                func: &self.func,
+            })?;
+            let (mut part, _) = self
+                .client
+                .transport
+                .send_json::<super::Envelope<Vec<AggregatePoint>>>(self.opts.apply(req))
+                .await
+                .map(|(env, meta)| (env.data, meta))?;
+            points.append(&mut part);
+        }
+        Ok(points)
+    }
+}
+
+impl std::future::IntoFuture for AggregateTelemetry {
+    type Output = Result<Vec<AggregatePoint>>;
+    type IntoFuture = futures::future::BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// Progress of an ingest, reported after each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IngestProgress {
+    /// Readings the server accepted so far.
+    pub accepted: u64,
+    /// Readings in chunks that have finished (accepted, rejected or failed).
+    pub done: u64,
+    /// Readings in all.
+    pub total: u64,
+}
+
+/// The outcome of an ingest in which every reading was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IngestSummary {
+    /// Readings accepted (all of them).
+    pub accepted: u64,
+    /// Requests sent (chunks; retries not counted).
+    pub requests: u64,
+}
+
+/// A reading the server refused individually; sending it again will not help.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RejectedReading {
+    /// The reading, as given.
+    pub reading: Reading,
+    /// The server's code (`device_not_found`).
+    pub code: Option<String>,
+    /// The server's message.
+    pub message: Option<String>,
+}
+
+/// An ingest in which not every reading was accepted. Every reading given to
+/// [`Telemetry::ingest`] is either counted in [`IngestError::accepted`] or handed back in exactly
+/// one of [`rejected`](IngestError::rejected), [`retryable`](IngestError::retryable) or
+/// [`unconfirmed`](IngestError::unconfirmed): none is lost, and none the server confirmed is
+/// handed back.
+#[derive(Debug)]
+pub struct IngestError {
+    accepted: u64,
+    rejected: Vec<RejectedReading>,
+    retryable: Vec<Reading>,
+    unconfirmed: Vec<Reading>,
+    error: Option<Error>,
+}
+
+impl IngestError {
+    /// Readings the server accepted.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Readings the server refused individually (an unknown device, …).
+    pub fn rejected(&self) -> &[RejectedReading] {
+        &self.rejected
+    }
+
+    /// Readings the server did not accept: their chunk failed in a way that proves it was not
+    /// processed (a 4xx, a 429/503 after the last retry, a connection that never opened), or
+    /// was never sent after an earlier chunk failed. Safe to send again.
+    pub fn retryable(&self) -> &[Reading] {
+        &self.retryable
+    }
+
+    /// Readings whose request may have reached the server (a timeout, a reset, a 504, an
+    /// undecodable success): they may or may not be stored. Sending them again may duplicate
+    /// them; check with a query first, or send them again marked as corrections.
+    pub fn unconfirmed(&self) -> &[Reading] {
+        &self.unconfirmed
+    }
+
+    /// The error that stopped the ingest (`None` when the only problem is individual
+    /// rejections).
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// The readings handed back, in three groups: rejected, retryable, unconfirmed.
+    pub fn into_parts(self) -> (Vec<RejectedReading>, Vec<Reading>, Vec<Reading>) {
+        (self.rejected, self.retryable, self.unconfirmed)
+    }
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ingest incomplete: {} accepted, {} rejected, {} not sent or failed (retryable), {} unconfirmed",
+            self.accepted,
+            self.rejected.len(),
+            self.retryable.len(),
+            self.unconfirmed.len()
+        )?;
+        if let Some(e) = &self.error {
+            write!(f, ": {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for IngestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<IngestError> for Error {
+    fn from(e: IngestError) -> Self {
+        Error::Ingest(Box::new(e))
+    }
+}
+
+type ProgressFn = Arc<dyn Fn(IngestProgress) + Send + Sync>;
+
+/// `POST /telemetry/ingest` for any number of readings.
+///
+/// Readings are sent in chunks (1,000 by default) with up to 4 chunks in flight. Chunks are
+/// retried per the client's policy: a 429, 503, 500 or 502 is retried (the server did not
+/// store the chunk), a timeout or 504 is not (it may have), so no chunk the server accepted is
+/// sent twice by the SDK. When a chunk fails for good, no further chunks are started; those in
+/// flight finish. With client-side pacing on, each chunk costs one unit of the `ingest` bucket
+/// per reading. Chunks may complete out of order.
+#[must_use = "an ingest does nothing until sent"]
+pub struct Ingest {
+    client: Client,
+    readings: Vec<Reading>,
+    chunk_size: usize,
+    concurrency: usize,
+    progress: Option<ProgressFn>,
+    opts: CallOptions,
+}
+
+impl fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ingest")
+            .field("readings", &self.readings.len())
+            .field("chunk_size", &self.chunk_size)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct IngestResponse {
+    #[serde(default)]
+    accepted: Option<u64>,
+    #[serde(default)]
+    rejected: Option<u64>,
+    #[serde(default)]
+    errors: Vec<IngestResponseError>,
+}
+
+#[derive(Deserialize)]
+struct IngestResponseError {
+    index: usize,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// What became of one chunk.
+enum ChunkOutcome {
+    Done {
+        accepted: u64,
+        rejected: Vec<RejectedReading>,
+        unconfirmed: Vec<Reading>,
+    },
+    Failed {
+        readings: Vec<Reading>,
+        error: Error,
+        maybe_stored: bool,
+    },
+    NotSent(Vec<Reading>),
+}
+
+impl Ingest {
+    /// Readings per request, 1 to 1,000 (default 1,000).
+    pub fn chunk_size(mut self, size: usize) -> Self {
+        self.chunk_size = size;
+        self
+    }
+
+    /// Chunks in flight at once, at least 1 (default 4).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Called after each chunk, for a progress bar.
+    pub fn on_progress(mut self, f: impl Fn(IngestProgress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    call_options!();
+
+    /// Sends every reading. `Ok` only when every reading was accepted.
+    pub async fn send(self) -> std::result::Result<IngestSummary, IngestError> {
+        let Ingest {
+            client,
+            readings,
+            chunk_size,
+            concurrency,
+            progress,
+            opts,
+        } = self;
+        let refuse = |readings: Vec<Reading>, e: Error| IngestError {
+            accepted: 0,
+            rejected: Vec::new(),
+            retryable: readings,
+            unconfirmed: Vec::new(),
+            error: Some(e),
+        };
+        if chunk_size == 0 || chunk_size > MAX_INGEST_BATCH {
+            let e = Error::invalid_input(format!(
+                "chunk size {chunk_size} is outside 1..={MAX_INGEST_BATCH}"
+            ));
+            return Err(refuse(readings, e));
+        }
+        if let Some(e) = readings
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.check(i).err())
+        {
+            return Err(refuse(readings, e));
+        }
+        if readings.is_empty() {
+            return Ok(IngestSummary {
+                accepted: 0,
+                requests: 0,
+            });
+        }
+
+        let total = readings.len() as u64;
+        let mut chunks = Vec::new();
+        let mut iter = readings.into_iter().peekable();
+        while iter.peek().is_some() {
+            chunks.push(iter.by_ref().take(chunk_size).collect::<Vec<_>>());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted_so_far = Arc::new(AtomicU64::new(0));
+        let done_so_far = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+
+        let outcomes: Vec<(usize, ChunkOutcome)> =
+            futures::stream::iter(chunks.into_iter().enumerate())
+                .map(|(i, chunk)| {
+                    let client = client.clone();
+                    let opts = opts.clone();
+                    let stop = stop.clone();
+                    let progress = progress.clone();
+                    let accepted_so_far = accepted_so_far.clone();
+                    let done_so_far = done_so_far.clone();
+                    let requests = requests.clone();
+                    async move {
+                        if stop.load(Ordering::SeqCst) {
+                            return (i, ChunkOutcome::NotSent(chunk));
+                        }
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        let n = chunk.len() as u64;
+                        let outcome = send_chunk(&client, chunk, &opts).await;
+                        match &outcome {
+                            ChunkOutcome::Done { accepted, .. } => {
+                                accepted_so_far.fetch_add(*accepted, Ordering::SeqCst);
+                            }
+                            ChunkOutcome::Failed { .. } => stop.store(true, Ordering::SeqCst),
+                            ChunkOutcome::NotSent(_) => {}
+                        }
+                        let done = done_so_far.fetch_add(n, Ordering::SeqCst) + n;
+                        if let Some(p) = &progress {
+                            p(IngestProgress {
+                                accepted: accepted_so_far.load(Ordering::SeqCst),
+                                done,
+                                total,
+                            });
+                        }
+                        (i, outcome)
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+
+        let mut outcomes = outcomes;
+        outcomes.sort_by_key(|(i, _)| *i);
+        let mut err = IngestError {
+            accepted: 0,
+            rejected: Vec::new(),
+            retryable: Vec::new(),
+            unconfirmed: Vec::new(),
+            error: None,
+        };
+        for (_, outcome) in outcomes {
+            match outcome {
+                ChunkOutcome::Done {
+                    accepted,
+                    mut rejected,
+                    mut unconfirmed,
+                } => {
+                    err.accepted += accepted;
+                    err.rejected.append(&mut rejected);
+                    err.unconfirmed.append(&mut unconfirmed);
+                }
+                ChunkOutcome::Failed {
+                    mut readings,
+                    error,
+                    maybe_stored,
+                } => {
+                    if maybe_stored {
+                        err.unconfirmed.append(&mut readings);
+                    } else {
+                        err.retryable.append(&mut readings);
+                    }
+                    err.error.get_or_insert(error);
+                }
+                ChunkOutcome::NotSent(mut readings) => err.retryable.append(&mut readings),
+            }
+        }
+        let requests = requests.load(Ordering::SeqCst) as u64;
+        if err.rejected.is_empty() && err.retryable.is_empty() && err.unconfirmed.is_empty() {
+            Ok(IngestSummary {
+                accepted: err.accepted,
+                requests,
+            })
+        } else {
+            tracing::warn!(
+                accepted = err.accepted,
+                rejected = err.rejected.len(),
+                retryable = err.retryable.len(),
+                unconfirmed = err.unconfirmed.len(),
+                "ingest incomplete"
+            );
+            Err(err)
+        }
+    }
+}
+
+/// Whether a failed chunk may nevertheless have been stored.
+fn maybe_stored(e: &Error) -> bool {
+    match e {
+        Error::Transport(t) => t.kind() != TransportErrorKind::Connect,
+        Error::Api(a) => a.status() == 504,
+        // A success that did not decode: the server answered 2xx.
+        Error::Decode(_) => true,
+        _ => false,
+    }
+}
+
+async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) -> ChunkOutcome {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        readings: &'a [Reading],
+    }
+    let n = chunk.len();
+    let req = Request::new(Method::POST, ["telemetry", "ingest"])
+        .json(&Body { readings: &chunk })
+        .map(|r| r.pacing("ingest", u32::try_from(n).unwrap_or(u32::MAX)));
+    let req = match req {
+        Ok(r) => opts.apply(r),
+        Err(error) => {
+            return ChunkOutcome::Failed {
+                readings: chunk,
+                error,
+                maybe_stored: false,
+            };
+        }
+    };
+    let resp = client
+        .transport
+        .send_json::<super::Envelope<IngestResponse>>(req)
+        .await;
+    let resp = match resp {
+        Ok((env, _)) => env.data,
+        Err(error) => {
+            return ChunkOutcome::Failed {
+                maybe_stored: maybe_stored(&error),
+                readings: chunk,
+                error,
+            };
+        }
+    };
+    // Readings the server names as rejected; out-of-range or repeated indices are ignored.
+    let named: BTreeSet<usize> = resp
+        .errors
+        .iter()
+        .map(|e| e.index)
+        .filter(|&i| i < n)
+        .collect();
+    let accepted = resp.accepted.unwrap_or((n - named.len()) as u64);
+    let consistent = accepted + named.len() as u64 == n as u64
+        && resp.rejected.is_none_or(|r| r == named.len() as u64);
+    let mut rejected = Vec::with_capacity(named.len());
+    let mut unconfirmed = Vec::new();
+    let mut details = resp.errors.into_iter();
+    for (i, reading) in chunk.into_iter().enumerate() {
+        if named.contains(&i) {
+            let d = details.by_ref().find(|e| e.index == i);
+            rejected.push(RejectedReading {
+                reading,
+                code: d.as_ref().and_then(|d| d.code.clone()),
+                message: d.and_then(|d| d.message),
+            });
+        } else if !consistent {
+            unconfirmed.push(reading);
+        }
+    }
+    if consistent {
+        ChunkOutcome::Done {
+            accepted,
+            rejected,
+            unconfirmed,
+        }
+    } else {
+        // The counts do not add up: which readings were stored is unknown, so none of the
+        // unnamed ones is reported as accepted or as safe to resend.
+        tracing::warn!(
+            chunk = n,
+            accepted,
+            named = named.len(),
+            "ingest response counts do not add up; readings reported as unconfirmed"
+        );
+        ChunkOutcome::Done {
+            accepted: 0,
+            rejected,
+            unconfirmed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn windows_are_consecutive_half_open_and_bounded() {
+        let from = t("2026-01-01T00:00:00Z");
+        let to = t("2026-04-01T00:00:00Z"); // 90 days
+        let w: Vec<_> = windows(from, to, MAX_QUERY_WINDOW).collect();
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[0], (from, t("2026-02-01T00:00:00Z")));
+        assert_eq!(w[1], (t("2026-02-01T00:00:00Z"), t("2026-03-04T00:00:00Z")));
+        assert_eq!(w[2], (t("2026-03-04T00:00:00Z"), to));
+        for pair in w.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0, "no gap, no overlap");
+        }
+        assert!(w.iter().all(|(a, b)| *b - *a <= MAX_QUERY_WINDOW));
+        // Exactly 31 days: one window. Empty: none.
+        assert_eq!(
+            windows(from, from + MAX_QUERY_WINDOW, MAX_QUERY_WINDOW).count(),
+            1
+        );
+        assert_eq!(windows(from, from, MAX_QUERY_WINDOW).count(), 0);
+        // Near the end of time: no overflow.
+        let end = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(
+            windows(end - TimeDelta::days(40), end, MAX_QUERY_WINDOW).count(),
+            2
+        );
+    }
+
+    #[test]
+    fn intervals_print_in_the_largest_unit() {
+        assert_eq!(Interval::minutes(15).to_string(), "15m");
+        assert_eq!(Interval::minutes(60).to_string(), "1h");
+        assert_eq!(Interval::hours(48).to_string(), "2d");
+        assert_eq!(Interval::seconds(90).to_string(), "90s");
+        assert_eq!(Interval::days(1).to_string(), "1d");
+    }
+
+    #[test]
+    fn reading_checks() {
+        let ok = Reading::new("dev_1", "m", t("2026-01-01T00:00:00Z"), 1.0);
+        assert!(ok.check(0).is_ok());
+        assert!(
+            Reading {
+                device_id: "".into(),
+                ..ok.clone()
+            }
+            .check(3)
+            .unwrap_err()
+            .to_string()
+            .contains("reading 3 has no device_id")
+        );
+        assert!(
+            Reading {
+                metric: " ".into(),
+                ..ok.clone()
+            }
+            .check(0)
+            .is_err()
+        );
+        assert!(
+            Reading {
+                value: f64::NAN,
+                ..ok.clone()
+            }
+            .check(0)
+            .is_err()
+        );
+        assert!(
+            Reading {
+                value: f64::INFINITY,
+                ..ok
+            }
+            .check(0)
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn supersedes_is_only_sent_when_set() {
+        let r = Reading::new("dev_1", "m", t("2026-01-01T00:00:00Z"), 1.5);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"device_id":"dev_1","metric":"m","ts":"2026-01-01T00:00:00Z","value":1.5}"#
+        );
+        assert!(
+            serde_json::to_string(&r.superseding())
+                .unwrap()
+                .ends_with(r#""supersedes":true}"#)
+        );
+    }
+}
