@@ -41,6 +41,7 @@ pub mod paging;
 pub mod rate_limit;
 pub mod retry;
 pub(crate) mod transport;
+mod window;
 
 #[cfg(feature = "sgt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sgt")))]

@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::{ApiKey, Auth, TokenSource};
 use crate::call::CallOptions;
 use crate::error::{Error, Result};
-use crate::paging::{FetchPage, Page, PageStream, PageToken};
+use crate::paging::{CursorEnvelope, PageStream, cursor_pages};
 use crate::rate_limit::{Bucket, RateLimit};
 use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder, VendorProfile};
 
@@ -139,6 +139,19 @@ pub(crate) struct Envelope<T> {
 pub(crate) struct EnvelopeMeta {
     #[serde(default)]
     pub(crate) pagination: Option<Pagination>,
+}
+
+impl<T: DeserializeOwned + Send + 'static> CursorEnvelope<T> for Envelope<Vec<T>> {
+    fn into_page(self) -> (Vec<T>, Option<String>) {
+        // `has_more` without `next` becomes an empty cursor, which the pager reports as a
+        // protocol error rather than silently ending the list.
+        let next = self
+            .meta
+            .pagination
+            .filter(|p| p.has_more)
+            .map(|p| p.next.unwrap_or_default());
+        (self.data, next)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -255,28 +268,14 @@ impl Client {
         T: DeserializeOwned + Send + 'static,
         Q: Serialize + Send + Sync + 'static,
     {
-        let t = self.transport.clone();
-        let query = Arc::new(query);
-        let fetch: FetchPage<T> = Arc::new(move |token| {
-            let t = t.clone();
-            let query = query.clone();
-            let segments = segments.clone();
-            let opts = opts.clone();
-            Box::pin(async move {
-                let mut req = Request::new(Method::GET, segments).query(&*query)?;
-                if let Some(PageToken::Cursor(c)) = token {
-                    req = req.append_query("cursor", &c);
-                }
-                let (env, meta) = t.send_json::<Envelope<Vec<T>>>(opts.apply(req)).await?;
-                let next = env
-                    .meta
-                    .pagination
-                    .filter(|p| p.has_more)
-                    .map(|p| PageToken::Cursor(p.next.unwrap_or_default()));
-                Ok(Page::new(env.data, next, None, meta))
-            })
-        });
-        PageStream::new(fetch, first_cursor.map(PageToken::Cursor))
+        cursor_pages::<T, Envelope<Vec<T>>, Q>(
+            self.transport.clone(),
+            segments,
+            query,
+            "cursor",
+            first_cursor,
+            opts,
+        )
     }
 }
 

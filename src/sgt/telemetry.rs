@@ -26,6 +26,7 @@ use crate::call::{Call, CallOptions};
 use crate::error::{Error, Result, TransportErrorKind};
 use crate::paging::{ItemStream, Page, PageStream};
 use crate::transport::Request;
+use crate::window::{check_range, windows};
 
 /// The longest raw-reading window one `GET /telemetry` accepts.
 pub const MAX_QUERY_WINDOW: TimeDelta = TimeDelta::days(31);
@@ -195,33 +196,6 @@ pub struct Export {
     /// The file format.
     #[serde(default)]
     pub format: Option<ExportFormat>,
-}
-
-/// Splits `[from, to)` into consecutive half-open windows no longer than `max`, lazily.
-pub(crate) fn windows(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    max: TimeDelta,
-) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + Send + 'static {
-    let mut start = from;
-    std::iter::from_fn(move || {
-        if start >= to {
-            return None;
-        }
-        let end = start.checked_add_signed(max).map_or(to, |e| e.min(to));
-        let w = (start, end);
-        start = end;
-        Some(w)
-    })
-}
-
-fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<()> {
-    if from >= to {
-        return Err(Error::invalid_input(format!(
-            "the time range is empty or inverted: from {from} is not before to {to}"
-        )));
-    }
-    Ok(())
 }
 
 fn check_series(device_id: &DeviceId, metric: &str) -> Result<()> {
@@ -979,33 +953,6 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn windows_are_consecutive_half_open_and_bounded() {
-        let from = t("2026-01-01T00:00:00Z");
-        let to = t("2026-04-01T00:00:00Z"); // 90 days
-        let w: Vec<_> = windows(from, to, MAX_QUERY_WINDOW).collect();
-        assert_eq!(w.len(), 3);
-        assert_eq!(w[0], (from, t("2026-02-01T00:00:00Z")));
-        assert_eq!(w[1], (t("2026-02-01T00:00:00Z"), t("2026-03-04T00:00:00Z")));
-        assert_eq!(w[2], (t("2026-03-04T00:00:00Z"), to));
-        for pair in w.windows(2) {
-            assert_eq!(pair[0].1, pair[1].0, "no gap, no overlap");
-        }
-        assert!(w.iter().all(|(a, b)| *b - *a <= MAX_QUERY_WINDOW));
-        // Exactly 31 days: one window. Empty: none.
-        assert_eq!(
-            windows(from, from + MAX_QUERY_WINDOW, MAX_QUERY_WINDOW).count(),
-            1
-        );
-        assert_eq!(windows(from, from, MAX_QUERY_WINDOW).count(), 0);
-        // Near the end of time: no overflow.
-        let end = DateTime::<Utc>::MAX_UTC;
-        assert_eq!(
-            windows(end - TimeDelta::days(40), end, MAX_QUERY_WINDOW).count(),
-            2
-        );
     }
 
     #[test]
