@@ -354,6 +354,21 @@ impl ApiError {
         self.status == 429 || (500..=599).contains(&self.status)
     }
 
+    /// For a 403, the scope the server says the key lacks, parsed from a message such as
+    /// Sepolo's "The API key does not include the appointments.read scope.".
+    pub fn missing_scope(&self) -> Option<&str> {
+        if self.status != 403 {
+            return None;
+        }
+        let before = self
+            .message
+            .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+            .strip_suffix(" scope")?;
+        let scope = before.rsplit(char::is_whitespace).next()?;
+        let scope = scope.trim_matches(|c: char| matches!(c, '\'' | '"' | '`'));
+        (!scope.is_empty()).then_some(scope)
+    }
+
     /// 404 or a not-found code.
     pub fn is_not_found(&self) -> bool {
         self.status == 404 || matches!(self.code, ErrorCode::NotFound | ErrorCode::DeviceNotFound)
@@ -653,6 +668,36 @@ mod tests {
             ErrorCode::Other("quota_exceeded".into())
         );
         assert_eq!(ErrorCode::from_status(418).as_str(), "http_418");
+    }
+
+    fn forbidden(message: &str) -> ApiError {
+        ApiError {
+            status: 403,
+            code: ErrorCode::Forbidden,
+            message: message.into(),
+            details: None,
+            request_id: None,
+            retry_after: None,
+            rate_limit: RateLimit::default(),
+            request: RequestInfo::new("GET", "/api/v1/appointments"),
+            body_snippet: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn missing_scope_is_parsed_from_the_message() {
+        let e = forbidden("The API key does not include the appointments.read scope.");
+        assert_eq!(e.missing_scope(), Some("appointments.read"));
+        assert_eq!(
+            forbidden("Missing the 'reporting.read' scope").missing_scope(),
+            Some("reporting.read")
+        );
+        assert_eq!(forbidden("Account suspended").missing_scope(), None);
+        assert_eq!(forbidden(" scope").missing_scope(), None);
+        let mut other = forbidden("the x.read scope");
+        other.status = 401;
+        assert_eq!(other.missing_scope(), None);
     }
 
     #[test]

@@ -47,6 +47,10 @@ mod window;
 #[cfg_attr(docsrs, doc(cfg(feature = "sgt")))]
 pub mod sgt;
 
+#[cfg(feature = "sepolo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sepolo")))]
+pub mod sepolo;
+
 pub use auth::{ApiKey, Auth, TokenSource};
 pub use call::Call;
 pub use error::{
