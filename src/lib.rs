@@ -51,6 +51,10 @@ pub mod sgt;
 #[cfg_attr(docsrs, doc(cfg(feature = "sepolo")))]
 pub mod sepolo;
 
+#[cfg(feature = "siliconwit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "siliconwit")))]
+pub mod siliconwit;
+
 pub use auth::{ApiKey, Auth, TokenSource};
 pub use call::Call;
 pub use error::{

@@ -29,6 +29,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 
 use reqwest::Method;
 use serde::Serialize;
@@ -186,6 +187,8 @@ enum State<T> {
     Ready(Option<PageToken>),
     Fetching(BoxFuture<'static, Result<Page<T>>>),
     Prefetching(Prefetch<T>),
+    /// Pages produced by a vendor's own stream (concurrent offset paging).
+    Custom(BoxStream<'static, Result<Page<T>>>),
     /// An error to yield on the next poll, then ended.
     Failed(Error),
     /// This segment is exhausted; the next chained segment (if any) follows.
@@ -213,6 +216,7 @@ impl<T> fmt::Debug for PageStream<T> {
             State::Ready(_) => "ready",
             State::Fetching(_) => "fetching",
             State::Prefetching(_) => "prefetching",
+            State::Custom(_) => "custom",
             State::Failed(_) => "failed",
             State::Done => "done",
             State::Ended => "ended",
@@ -260,6 +264,13 @@ impl<T: Send + 'static> PageStream<T> {
         }
     }
 
+    /// Pages from a vendor's own stream. An error from it ends the stream.
+    pub(crate) fn from_stream(stream: BoxStream<'static, Result<Page<T>>>) -> Self {
+        let mut s = PageStream::empty();
+        s.state = State::Custom(stream);
+        s
+    }
+
     /// A stream with no pages.
     pub(crate) fn empty() -> Self {
         let mut s = PageStream::failed(ProtocolError::new("unreachable").into());
@@ -303,7 +314,10 @@ impl<T: Send + 'static> PageStream<T> {
                 "the server said there are more pages but sent an empty cursor",
             )),
             Some(token) => {
-                if !self.seen.insert(token.clone()) {
+                // Only server-issued cursors can loop; offsets are computed by the SDK, which
+                // may step back on purpose (see siliconwit::OffsetList).
+                let server_token = matches!(token, PageToken::Cursor(_));
+                if server_token && !self.seen.insert(token.clone()) {
                     return State::Failed(protocol(
                         page,
                         &format!(
@@ -375,6 +389,18 @@ impl<T: Send + 'static> Stream for PageStream<T> {
                 State::Fetching(fut) => match fut.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(r) => r,
+                },
+                State::Custom(stream) => match stream.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => {
+                        this.state = State::Done;
+                        continue;
+                    }
+                    Poll::Ready(Some(Ok(page))) => return Poll::Ready(Some(Ok(page))),
+                    Poll::Ready(Some(Err(e))) => {
+                        this.state = State::Ended;
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 },
                 State::Prefetching(handle) => match Pin::new(&mut handle.0).poll(cx) {
                     Poll::Pending => return Poll::Pending,

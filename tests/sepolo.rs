@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use iot_sdk::Error;
 use iot_sdk::sepolo::{AssetStatusFilter, Client, NewServiceReport, Scope};
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json as body_is, header, method, path, query_param};
+use wiremock::matchers::{body_json as body_is, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const KEY: &str = "sep_live_test_key";
