@@ -84,8 +84,9 @@ use data::Data;
 
 /// The `meta.served_by` of every response.
 const SERVED_BY: &str = "sim-sgt-1";
-/// Requests (bodies) larger than this are refused with 400 before they are parsed.
-const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Request bodies larger than this are refused with 400 (axum's default body limit, which the
+/// handlers' extractors apply too).
+const MAX_BODY: usize = 2 * 1024 * 1024;
 
 const READ: Bucket = Bucket::new("read", 600, Duration::from_secs(60), 120);
 const WRITE: Bucket = Bucket::new("write", 120, Duration::from_secs(60), 30);
@@ -673,6 +674,12 @@ fn render(resp: Response, request_id: &str, started: Instant) -> Response {
         s if s.is_server_error() => ("internal_error", "Unexpected server error."),
         _ => ("invalid_request", "The request could not be read."),
     };
+    // Stay within the spec's status table: other client errors (413, 415…) are 400s.
+    let status = match status {
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => status,
+        s if s.is_server_error() => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
     let mut out = render_error(&ApiErr::new(status, code, message, json!({})), request_id);
     if let Some(allow) = resp.headers().get(header::ALLOW) {
         out.headers_mut().insert(header::ALLOW, allow.clone());
@@ -818,7 +825,7 @@ async fn middleware(State(shared): SharedState, req: Request, next: Next) -> Res
     }
 
     // Ingest costs one unit per reading, so its body is read before the rate check.
-    let (req, cost) = if std::ptr::eq(bucket, &INGEST) {
+    let (req, cost) = if bucket.name == INGEST.name {
         let (parts, body) = req.into_parts();
         match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(bytes) => {
