@@ -255,13 +255,22 @@ impl SgtSimulatorBuilder {
 
 /// A running SGT simulator. The server stops when this is dropped (or on
 /// [`SgtSimulator::shutdown`]).
-#[derive(Debug)]
 pub struct SgtSimulator {
     base_url: String,
     token_url: String,
     api_key: String,
     server: Server,
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SgtSimulator {
+    /// The address and tenant only: no keys, tokens or (possibly huge) data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SgtSimulator")
+            .field("base_url", &self.base_url)
+            .field("tenant", &self.shared.tenant)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SgtSimulator {

@@ -4,7 +4,7 @@
 //! [`METRICS`] every 15 minutes from [`origin`] to now, a daily curve plus noise, deterministic
 //! for the seed. Ingested readings are stored and merged in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::f64::consts::TAU;
 
 use axum::body::Bytes;
@@ -92,9 +92,14 @@ fn metric_readings(
             let steps = since.div_euclid(STEP_SECS) + i64::from(since.rem_euclid(STEP_SECS) != 0);
             origin + ChronoDuration::seconds(steps.saturating_mul(STEP_SECS))
         };
+        let superseded: HashSet<DateTime<Utc>> = stored
+            .iter()
+            .filter(|s| s.supersedes)
+            .map(|s| s.ts)
+            .collect();
         let mut t = first;
         while t < end {
-            if t >= from && !stored.iter().any(|s| s.supersedes && s.ts == t) {
+            if t >= from && !superseded.contains(&t) {
                 out.push((t, generated_value(h, base, amp, noise, t.timestamp())));
             }
             t += ChronoDuration::seconds(STEP_SECS);
