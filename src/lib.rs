@@ -16,6 +16,7 @@
 //!   `Date`.
 //! - [`Page`], [`PageStream`], [`ItemStream`]: cursor and offset paging as lazy `Stream`s.
 //! - [`ResponseMeta`]: status, request id, rate limit, ETag, `Deprecation`/`Sunset`.
+//! - `sim` (feature `sim`): in-process simulators of the vendor APIs, for tests and examples.
 //!
 //! ## Feature flags
 //!
@@ -40,6 +41,8 @@ pub mod error;
 pub mod paging;
 pub mod rate_limit;
 pub mod retry;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub(crate) mod transport;
 mod window;
 

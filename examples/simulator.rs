@@ -1,0 +1,173 @@
+//! Runs a vendor API simulator on 127.0.0.1 until Ctrl-C, for trying the API with curl or
+//! pointing any client at it.
+//!
+//! ```text
+//! cargo run --example simulator -- sgt --port 8080 --key K [--tenant T] [--fleet N]
+//!                                      [--fault-rate F] [--latency-ms M]
+//! ```
+//!
+//! Without `--port` it takes any free port; it prints the base URL, the key it accepts and a
+//! curl command to paste.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use iot_sdk::sim::Faults;
+use iot_sdk::sim::sgt::SgtSimulator;
+
+const USAGE: &str = "\
+usage: simulator <VENDOR> [options]
+
+vendors:
+  sgt                  the SGT Systems API (/v1 and /oauth2/token)
+
+options:
+  --port PORT          port on 127.0.0.1 (default: any free port)
+  --key KEY            API key to accept (default: the vendor's simulator key)
+  --tenant TENANT      tenant the key is bound to (sgt; default acme-industries)
+  --fleet N            generated devices beside the fixtures' (default 50)
+  --fault-rate F       fraction of requests answered 500/502/503, 0.0 to 1.0 (default 0)
+  --latency-ms M       delay added to every request, in milliseconds (default 0)
+  -h, --help           this help";
+
+/// What the command line asked for (every vendor takes the same options).
+#[derive(Debug, Default)]
+struct Options {
+    port: u16,
+    key: Option<String>,
+    tenant: Option<String>,
+    fleet: Option<usize>,
+    fault_rate: f64,
+    latency_ms: u64,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut opts = Options::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--port" => {
+                opts.port = value()?
+                    .parse()
+                    .map_err(|_| "--port must be a number from 0 to 65535".to_owned())?;
+            }
+            "--key" => opts.key = Some(value()?),
+            "--tenant" => opts.tenant = Some(value()?),
+            "--fleet" => {
+                opts.fleet = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--fleet must be a whole number".to_owned())?,
+                );
+            }
+            "--fault-rate" => {
+                let rate: f64 = value()?
+                    .parse()
+                    .map_err(|_| "--fault-rate must be a number".to_owned())?;
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err("--fault-rate must be between 0.0 and 1.0".to_owned());
+                }
+                opts.fault_rate = rate;
+            }
+            "--latency-ms" => {
+                opts.latency_ms = value()?
+                    .parse()
+                    .map_err(|_| "--latency-ms must be a whole number".to_owned())?;
+            }
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    Ok(opts)
+}
+
+fn faults(opts: &Options) -> Faults {
+    Faults::none()
+        .error_rate(opts.fault_rate)
+        .latency(Duration::from_millis(opts.latency_ms))
+}
+
+async fn run_sgt(opts: Options) -> ExitCode {
+    let mut builder = SgtSimulator::builder()
+        .port(opts.port)
+        .faults(faults(&opts));
+    if let Some(key) = &opts.key {
+        builder = builder.api_key(key);
+    }
+    if let Some(tenant) = &opts.tenant {
+        builder = builder.tenant(tenant);
+    }
+    if let Some(fleet) = opts.fleet {
+        builder = builder.fleet_size(fleet);
+    }
+    let sim = match builder.start().await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("could not start the SGT simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("SGT Systems simulator");
+    println!("  base URL:  {}", sim.base_url());
+    println!("  token URL: {}", sim.token_url());
+    println!("  API key:   {}", sim.api_key());
+    println!("  tenant:    {}", sim.tenant());
+    println!();
+    println!(
+        "curl -sS '{}/devices?limit=20' -H 'Authorization: Bearer {}' -H 'X-SGT-Tenant: {}'",
+        sim.base_url(),
+        sim.api_key(),
+        sim.tenant()
+    );
+    println!();
+    println!("Serving until Ctrl-C.");
+    wait_for_ctrl_c().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    println!(
+        "Stopped after {} requests ({} faults injected, {} rate limited).",
+        stats.requests, stats.faults_injected, stats.rate_limited
+    );
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("cannot listen for Ctrl-C ({e}); serving until killed");
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((vendor, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    if vendor == "-h" || vendor == "--help" || rest.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let opts = match parse_options(rest) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match vendor.as_str() {
+        "sgt" => run_sgt(opts).await,
+        // Sepolo and SiliconWit simulators are added here as they land.
+        other => {
+            eprintln!(
+                "error: unknown vendor '{other}'; this build simulates: sgt (sepolo and siliconwit are not available yet)"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
