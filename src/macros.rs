@@ -243,14 +243,12 @@ macro_rules! common_builder_methods {
 macro_rules! call_options {
     () => {
         /// A retry policy for this call only.
-        #[must_use]
         pub fn with_retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
             self.opts.retry = Some(policy);
             self
         }
 
         /// A per-attempt timeout for this call only.
-        #[must_use]
         pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.opts.timeout = Some(timeout);
             self

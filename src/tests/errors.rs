@@ -31,6 +31,7 @@ struct Reading {
 
 #[derive(Debug, Deserialize)]
 struct Envelope {
+    #[allow(dead_code)]
     data: Vec<Reading>,
 }
 
