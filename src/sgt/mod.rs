@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Every response is the envelope `{data, meta}`; the SDK hands back `data` and keeps the rest in
-//! [`ResponseMeta`](crate::ResponseMeta) (`send_with_meta()`). Lists page with an opaque cursor
+//! [`ResponseMeta`] (`send_with_meta()`). Lists page with an opaque cursor
 //! (`limit` ≤ 500). Retries follow the spec's table: 500 and 502 are documented as safe to retry,
 //! so they are retried on every method; 504 and timeouts only on idempotent calls.
 
@@ -121,6 +121,11 @@ id_type!(
     RequestId,
     "req_"
 );
+
+// Events.
+pub mod events;
+
+pub use events::{Event, EventComment, Events, ListEvents, Severity};
 
 /// The SGT success envelope: `{data, meta}`.
 #[derive(serde::Deserialize)]
@@ -231,6 +236,11 @@ impl Client {
     /// The base URL requests go to.
     pub fn base_url(&self) -> &url::Url {
         self.transport.base_url()
+    }
+
+    /// Events and alarms: list, acknowledge, clear, comment.
+    pub fn events(&self) -> Events {
+        Events::new(self.clone())
     }
 
     /// A stream over a cursor-paged list.
