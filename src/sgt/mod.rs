@@ -122,10 +122,15 @@ id_type!(
     "req_"
 );
 
-// Events.
+// Events, Webhooks.
 pub mod events;
+pub mod webhooks;
 
 pub use events::{Event, EventComment, Events, ListEvents, Severity};
+pub use webhooks::{
+    CreatedWebhook, ListWebhooks, NewWebhook, UpdateWebhook, UpdatedWebhook, Webhook,
+    WebhookSecret, WebhookTestResult, WebhookUpdate, Webhooks,
+};
 
 /// The SGT success envelope: `{data, meta}`.
 #[derive(serde::Deserialize)]
@@ -241,6 +246,11 @@ impl Client {
     /// Events and alarms: list, acknowledge, clear, comment.
     pub fn events(&self) -> Events {
         Events::new(self.clone())
+    }
+
+    /// Webhook subscriptions: list, register, update, delete, test.
+    pub fn webhooks(&self) -> Webhooks {
+        Webhooks::new(self.clone())
     }
 
     /// A stream over a cursor-paged list.
