@@ -122,11 +122,15 @@ id_type!(
     "req_"
 );
 
-// Events, Webhooks.
+// Events, Reports, Webhooks.
 pub mod events;
+pub mod reports;
 pub mod webhooks;
 
 pub use events::{Event, EventComment, Events, ListEvents, Severity};
+pub use reports::{
+    CreateReport, ListReports, NewReport, Report, ReportRun, ReportStatus, Reports, WaitForReport,
+};
 pub use webhooks::{
     CreatedWebhook, ListWebhooks, NewWebhook, UpdateWebhook, UpdatedWebhook, Webhook,
     WebhookSecret, WebhookTestResult, WebhookUpdate, Webhooks,
@@ -246,6 +250,11 @@ impl Client {
     /// Events and alarms: list, acknowledge, clear, comment.
     pub fn events(&self) -> Events {
         Events::new(self.clone())
+    }
+
+    /// Report runs: create (202), read, list, and wait until ready.
+    pub fn reports(&self) -> Reports {
+        Reports::new(self.clone())
     }
 
     /// Webhook subscriptions: list, register, update, delete, test.
