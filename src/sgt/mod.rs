@@ -122,12 +122,14 @@ id_type!(
     "req_"
 );
 
-// Events, Reports, Webhooks.
+// Events, reports, webhooks and OAuth2.
 pub mod events;
+pub mod oauth;
 pub mod reports;
 pub mod webhooks;
 
 pub use events::{Event, EventComment, Events, ListEvents, Severity};
+pub use oauth::{OAuthClient, OAuthConfig, OAuthSession, PkcePair, TokenSet};
 pub use reports::{
     CreateReport, ListReports, NewReport, Report, ReportRun, ReportStatus, Reports, WaitForReport,
 };
@@ -319,6 +321,19 @@ impl ClientBuilder {
     pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
         self.inner.auth(Auth::token_source(source));
         self
+    }
+
+    /// Authenticates with an OAuth2 session (see [`oauth`]): its access token, refreshed before
+    /// it expires and once on a 401. The same as `token_source(session)`.
+    ///
+    /// ```no_run
+    /// # fn demo(session: std::sync::Arc<iot_sdk::sgt::OAuthSession>) -> iot_sdk::Result<()> {
+    /// let sgt = iot_sdk::sgt::Client::builder().oauth(session).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn oauth(self, session: Arc<OAuthSession>) -> Self {
+        self.token_source(session)
     }
 
     /// Sends `X-SGT-Tenant` on every request: required for multi-tenant keys; for a
