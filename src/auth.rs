@@ -87,6 +87,9 @@ enum AuthKind {
     Bearer(ApiKey),
     Header(HeaderName, ApiKey),
     Source(Arc<dyn TokenSource>),
+    /// No credentials: a client whose every request is sent `without_auth` (an OAuth2 token
+    /// endpoint, where the client identifies itself in the form body).
+    None,
 }
 
 impl Auth {
@@ -108,11 +111,18 @@ impl Auth {
         Auth(AuthKind::Source(source))
     }
 
+    /// No credentials at all, for a transport that only talks to an OAuth2 token endpoint. A
+    /// request that asks for credentials on such a transport fails with [`Error::Config`] instead
+    /// of going out with an empty `Authorization` header.
+    pub(crate) fn none() -> Self {
+        Auth(AuthKind::None)
+    }
+
     /// Checks the static key before a client is built: not empty, and valid in a header.
     pub(crate) fn validate(&self) -> Result<()> {
         let key = match &self.0 {
             AuthKind::Bearer(k) | AuthKind::Header(_, k) => k,
-            AuthKind::Source(_) => return Ok(()),
+            AuthKind::Source(_) | AuthKind::None => return Ok(()),
         };
         if key.is_empty() {
             return Err(Error::config("the API key is empty"));
@@ -130,6 +140,11 @@ impl Auth {
             AuthKind::Bearer(k) => (AUTHORIZATION, k.clone()),
             AuthKind::Header(n, k) => (n.clone(), k.clone()),
             AuthKind::Source(s) => (AUTHORIZATION, s.token().await?),
+            AuthKind::None => {
+                return Err(Error::config(
+                    "this client has no credentials and cannot send an authenticated request",
+                ));
+            }
         };
         let value = header_value(self.is_bearer(), &key)?;
         Ok((name, value, key))
@@ -176,6 +191,7 @@ impl fmt::Debug for Auth {
             AuthKind::Bearer(_) => f.write_str("Auth::Bearer([REDACTED])"),
             AuthKind::Header(n, _) => write!(f, "Auth::Header({n}: [REDACTED])"),
             AuthKind::Source(s) => write!(f, "Auth::TokenSource({s:?})"),
+            AuthKind::None => f.write_str("Auth::None"),
         }
     }
 }
@@ -212,6 +228,19 @@ mod tests {
             Auth::header("bad header", "k"),
             Err(Error::Config(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn no_credentials_validate_but_refuse_to_authenticate() {
+        let auth = Auth::none();
+        assert!(auth.validate().is_ok());
+        assert!(matches!(
+            auth.header_for_attempt().await,
+            Err(Error::Config(_))
+        ));
+        assert!(!auth.refresh_after_401(&ApiKey::new("x")).await.unwrap());
+        assert_eq!(auth.redact("text"), "text");
+        assert_eq!(format!("{auth:?}"), "Auth::None");
     }
 
     #[test]

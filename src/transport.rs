@@ -231,6 +231,7 @@ impl Request {
 
     /// Counts this call as `cost` units of `bucket` for client-side pacing (the default is one
     /// unit of the bucket the vendor's classifier picks).
+    #[allow(dead_code)] // Used by telemetry ingest (one unit per reading).
     pub(crate) fn pacing(mut self, bucket: &'static str, cost: u32) -> Self {
         self.pacing = Some((bucket, cost));
         self
@@ -1018,13 +1019,17 @@ struct ParsedError {
     request_id: Option<String>,
 }
 
-/// Normalizes SGT `{error:{code,message,details,request_id}}`, Sepolo `{error, message}` and
-/// SiliconWit `{error}`. `None` when the body is not a JSON object of one of those shapes.
+/// Normalizes SGT `{error:{code,message,details,request_id}}`, Sepolo `{error, message}`,
+/// SiliconWit `{error}` and OAuth2 `{error, error_description}`. `None` when the body is not a
+/// JSON object of one of those shapes.
 fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
     use serde_json::Value;
     let v: Value = serde_json::from_slice(body).ok()?;
     let obj = v.as_object()?;
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    // OAuth2 (RFC 6749 §5.2) sends `{error: "invalid_grant", error_description}`.
+    let message_or_description =
+        || s(obj.get("message")).or_else(|| s(obj.get("error_description")));
     match obj.get("error") {
         Some(Value::Object(e)) => Some(ParsedError {
             code: s(e.get("code")),
@@ -1032,7 +1037,7 @@ fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
             details: e.get("details").filter(|d| !d.is_null()).cloned(),
             request_id: s(e.get("request_id")),
         }),
-        Some(Value::String(text)) => match s(obj.get("message")) {
+        Some(Value::String(text)) => match message_or_description() {
             Some(message) => Some(ParsedError {
                 code: Some(text.clone()),
                 message: Some(message),
@@ -1116,4 +1121,32 @@ fn with_attempts(mut e: Error, attempts: u32) -> Error {
         _ => {}
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_error_bodies_keep_the_code_and_the_description() {
+        let p = parse_error_body(
+            br#"{"error":"invalid_grant","error_description":"The refresh token has expired."}"#,
+        )
+        .unwrap();
+        assert_eq!(p.code.as_deref(), Some("invalid_grant"));
+        assert_eq!(p.message.as_deref(), Some("The refresh token has expired."));
+        assert!(p.details.is_none() && p.request_id.is_none());
+        assert_eq!(
+            ErrorCode::parse(p.code.as_deref().unwrap()),
+            ErrorCode::Other("invalid_grant".into())
+        );
+
+        // Sepolo's `message` still wins; SiliconWit's lone `error` is still the message.
+        let p = parse_error_body(br#"{"error":"forbidden","message":"m","error_description":"d"}"#)
+            .unwrap();
+        assert_eq!(p.message.as_deref(), Some("m"));
+        let p = parse_error_body(br#"{"error":"Device not found"}"#).unwrap();
+        assert_eq!(p.code, None);
+        assert_eq!(p.message.as_deref(), Some("Device not found"));
+    }
 }

@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Every response is the envelope `{data, meta}`; the SDK hands back `data` and keeps the rest in
-//! [`ResponseMeta`](crate::ResponseMeta) (`send_with_meta()`). Lists page with an opaque cursor
+//! [`ResponseMeta`] (`send_with_meta()`). Lists page with an opaque cursor
 //! (`limit` ≤ 500). Retries follow the spec's table: 500 and 502 are documented as safe to retry,
 //! so they are retried on every method; 504 and timeouts only on idempotent calls.
 
@@ -126,6 +126,22 @@ id_type!(
     RequestId,
     "req_"
 );
+
+// Events, reports, webhooks and OAuth2.
+pub mod events;
+pub mod oauth;
+pub mod reports;
+pub mod webhooks;
+
+pub use events::{Event, EventComment, Events, ListEvents, Severity};
+pub use oauth::{OAuthClient, OAuthConfig, OAuthSession, PkcePair, TokenSet};
+pub use reports::{
+    CreateReport, ListReports, NewReport, Report, ReportRun, ReportStatus, Reports, WaitForReport,
+};
+pub use webhooks::{
+    CreatedWebhook, ListWebhooks, NewWebhook, UpdateWebhook, UpdatedWebhook, Webhook,
+    WebhookSecret, WebhookTestResult, WebhookUpdate, Webhooks,
+};
 
 /// The SGT success envelope: `{data, meta}`.
 #[derive(serde::Deserialize)]
@@ -256,6 +272,21 @@ impl Client {
         self.transport.base_url()
     }
 
+    /// Events and alarms: list, acknowledge, clear, comment.
+    pub fn events(&self) -> Events {
+        Events::new(self.clone())
+    }
+
+    /// Report runs: create (202), read, list, and wait until ready.
+    pub fn reports(&self) -> Reports {
+        Reports::new(self.clone())
+    }
+
+    /// Webhook subscriptions: list, register, update, delete, test.
+    pub fn webhooks(&self) -> Webhooks {
+        Webhooks::new(self.clone())
+    }
+
     /// A stream over a cursor-paged list.
     pub(crate) fn paginate<T, Q>(
         &self,
@@ -299,6 +330,19 @@ impl ClientBuilder {
     pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
         self.inner.auth(Auth::token_source(source));
         self
+    }
+
+    /// Authenticates with an OAuth2 session (see [`oauth`]): its access token, refreshed before
+    /// it expires and once on a 401. The same as `token_source(session)`.
+    ///
+    /// ```no_run
+    /// # fn demo(session: std::sync::Arc<iot_sdk::sgt::OAuthSession>) -> iot_sdk::Result<()> {
+    /// let sgt = iot_sdk::sgt::Client::builder().oauth(session).build()?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn oauth(self, session: Arc<OAuthSession>) -> Self {
+        self.token_source(session)
     }
 
     /// Sends `X-SGT-Tenant` on every request: required for multi-tenant keys; for a
