@@ -230,6 +230,9 @@ struct Pagination {
     offset: Option<u64>,
 }
 
+/// One fetched page: its items, the `total` it reported, its metadata.
+type RawPage<T> = (Vec<T>, u64, ResponseMeta);
+
 /// Items that carry a stable id, so that offset paging can drop repeats.
 pub trait Identified {
     /// The item's id.
@@ -325,8 +328,7 @@ where
 
     fn fetch_one(
         &self,
-    ) -> impl Fn(u64) -> BoxFuture<'static, Result<(Vec<T>, u64, ResponseMeta)>> + Send + Sync + 'static
-    {
+    ) -> impl Fn(u64) -> BoxFuture<'static, Result<RawPage<T>>> + Send + Sync + 'static {
         let t = self.client.transport.clone();
         let segments = self.segments.clone();
         let params = self.params.clone();
@@ -452,7 +454,7 @@ fn async_pages<T, K, F>(
 where
     T: DeserializeOwned + Identified + Send + 'static,
     K: 'static,
-    F: Fn(u64) -> BoxFuture<'static, Result<(Vec<T>, u64, ResponseMeta)>> + Send + Sync + 'static,
+    F: Fn(u64) -> BoxFuture<'static, Result<RawPage<T>>> + Send + Sync + 'static,
 {
     use futures::FutureExt;
     let first = {
