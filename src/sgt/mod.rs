@@ -238,7 +238,17 @@ impl Client {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// A builder preset from the environment (as [`Client::from_env`]), to add settings such as
+    /// pacing or a retry policy before building.
+    pub fn from_env_builder() -> Result<ClientBuilder> {
+        Self::builder_from_lookup(|name| std::env::var(name).ok())
+    }
+
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::builder_from_lookup(get)?.build()
+    }
+
+    fn builder_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
         let key = get("SGT_API_KEY")
             .filter(|k| !k.trim().is_empty())
             .ok_or_else(|| Error::config("SGT_API_KEY is not set"))?;
@@ -249,7 +259,7 @@ impl Client {
         if let Some(u) = get("SGT_BASE_URL").filter(|u| !u.trim().is_empty()) {
             b = b.base_url(u);
         }
-        b.build()
+        Ok(b)
     }
 
     /// Devices: list, register, read, update, delete, commands, count.
