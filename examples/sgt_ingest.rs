@@ -19,11 +19,9 @@ const READINGS: usize = 50_000;
 
 fn bar(done: u64, total: u64) {
     let width = 40;
-    let filled = if total == 0 {
-        width
-    } else {
-        (done * width as u64 / total) as usize
-    };
+    let filled = (done * width as u64)
+        .checked_div(total)
+        .map_or(width, |f| f as usize);
     eprint!(
         "\r  [{}{}] {done}/{total}",
         "#".repeat(filled),
