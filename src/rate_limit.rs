@@ -18,8 +18,9 @@
 //! Off by default. When a client is built with pacing on, every request first takes a token from
 //! the vendor's published bucket for its kind of call ([`Bucket`]: a rate and a burst, e.g. SGT
 //! writes: 120 a minute, burst 30), waiting when the bucket is empty, so that a bulk job runs near
-//! the allowed rate without provoking 429s. When a response reports `X-RateLimit-Remaining: 0`, the
-//! next request of that bucket also waits for the reported reset.
+//! the allowed rate without provoking 429s. Each response's `X-RateLimit-Remaining` also lowers
+//! the bucket to what the server says is left, so that several processes sharing one key, whose
+//! traffic the server counts but this client cannot see, still stay under the limit.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -156,7 +157,6 @@ impl Bucket {
 struct BucketState {
     tokens: f64,
     last: tokio::time::Instant,
-    not_before: Option<tokio::time::Instant>,
 }
 
 /// Client-side token buckets, one per kind of call.
@@ -182,7 +182,6 @@ impl Pacer {
                     let state = BucketState {
                         tokens: f64::from(b.burst.max(1)),
                         last: now,
-                        not_before: None,
                     };
                     (*b, Mutex::new(state))
                 })
@@ -209,15 +208,11 @@ impl Pacer {
             s.tokens = (s.tokens + elapsed * rate).min(f64::from(b.burst.max(1)));
             s.last = now;
             s.tokens -= f64::from(cost);
-            let refill = if s.tokens < 0.0 && rate.is_finite() {
+            if s.tokens < 0.0 && rate.is_finite() {
                 Duration::try_from_secs_f64(-s.tokens / rate).unwrap_or(Duration::MAX)
             } else {
                 Duration::ZERO
-            };
-            let blocked = s
-                .not_before
-                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
-            refill.max(blocked)
+            }
         };
         if !wait.is_zero() {
             tracing::debug!(
@@ -229,19 +224,20 @@ impl Pacer {
         }
     }
 
-    /// Takes the server's word into account: when it says nothing is left, requests of this
-    /// bucket wait for the reset it reported.
+    /// Takes the server's word into account: the bucket holds no more than the server says is
+    /// left. It then refills at the bucket's own rate (a leaky bucket regains capacity
+    /// gradually, so waiting for the full reset would be needlessly slow).
     pub(crate) fn observe(&self, bucket: &str, rl: &RateLimit) {
-        if rl.remaining != Some(0) {
-            return;
-        }
-        let Some(reset) = rl.reset_after.or(rl.retry_after) else {
+        let Some(remaining) = rl.remaining else {
             return;
         };
-        if let Some((_, mut s)) = self.state(bucket) {
-            let until =
-                tokio::time::Instant::now().checked_add(reset.min(Duration::from_secs(3600)));
-            s.not_before = until;
+        if let Some((b, mut s)) = self.state(bucket) {
+            let now = tokio::time::Instant::now();
+            let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
+            s.tokens = (s.tokens + elapsed * b.rate()).min(f64::from(b.burst.max(1)));
+            s.last = now;
+            // `min` never raises the balance, so tokens reserved by waiting callers stay reserved.
+            s.tokens = s.tokens.min(remaining as f64);
         }
     }
 }
@@ -412,29 +408,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn server_reported_exhaustion_blocks_until_reset() {
-        let p = bucket(1000, 1000, 100);
+    async fn the_servers_remaining_count_lowers_the_bucket() {
+        // 10 a second, burst 100: locally there is plenty left...
+        let p = bucket(10, 1000, 100);
+        p.acquire("b", 1).await;
+        // ...but another process using the same key left only 2.
         let rl = RateLimit {
-            remaining: Some(0),
-            reset_after: Some(Duration::from_secs(7)),
+            remaining: Some(2),
+            reset_after: Some(Duration::from_secs(60)),
             ..RateLimit::default()
         };
         p.observe("b", &rl);
         let start = tokio::time::Instant::now();
         p.acquire("b", 1).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(7));
-        // Remaining > 0: no effect.
+        p.acquire("b", 1).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // Then one every 100 ms, not a wait for the minute-long reset.
+        p.acquire("b", 1).await;
+        assert_eq!(start.elapsed().as_millis(), 100);
+        // A server count above the local one changes nothing; no header, nothing either.
         p.observe(
             "b",
             &RateLimit {
-                remaining: Some(3),
-                reset_after: Some(Duration::from_secs(9)),
+                remaining: Some(50),
                 ..RateLimit::default()
             },
         );
-        let start = tokio::time::Instant::now();
+        p.observe("b", &RateLimit::default());
         p.acquire("b", 1).await;
-        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(start.elapsed().as_millis(), 200);
     }
 
     #[test]
