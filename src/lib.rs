@@ -1,9 +1,32 @@
 //! # iot-sdk
 //!
-//! A typed, async Rust client for three IoT platform REST APIs: SGT Systems, Sepolo and
-//! SiliconWit.
+//! A typed, async Rust client for three IoT platform REST APIs, in one crate:
 //!
-//! This release contains the shared core the vendor modules stand on:
+//! | module | vendor | auth | paging |
+//! |---|---|---|---|
+//! | [`sgt`] | SGT Systems: devices, telemetry, alarms, reports, webhooks, OAuth2 | bearer key or OAuth2 token, `X-SGT-Tenant` | cursor, `limit` ≤ 500 |
+//! | [`sepolo`] | Sepolo: assets, devices, PointGuard telemetry, incidents, service, commercial, reporting | `X-Sepolo-Api-Key` or bearer | cursor, `pageSize` ≤ 500 |
+//! | [`siliconwit`] | SiliconWit: devices, telemetry, alerts, account | bearer `swk_…` | offset, `limit` ≤ 100 |
+//!
+//! ```no_run
+//! use futures::TryStreamExt;
+//! use iot_sdk::sgt::{Client, DeviceStatus};
+//!
+//! # async fn demo() -> iot_sdk::Result<()> {
+//! let sgt = Client::builder()
+//!     .api_key(std::env::var("SGT_API_KEY").unwrap_or_default())
+//!     .tenant("acme-industries")
+//!     .build()?;
+//! let device = sgt.devices().get("dev_42").await?;
+//! let mut online = sgt.devices().list().status(DeviceStatus::Online).limit(200).items();
+//! while let Some(d) = online.try_next().await? {
+//!     println!("{} {}", d.id, d.name);
+//! }
+//! println!("rate limit: {:?}", sgt.last_rate_limit());
+//! # let _ = device; Ok(()) }
+//! ```
+//!
+//! Every vendor module stands on one core:
 //!
 //! - [`Error`]: one error type that names the request, status, vendor code, message and request
 //!   id; never a key.
@@ -12,11 +35,13 @@
 //! - [`RetryPolicy`] and [`RetryBudget`]: which failures retry for which methods, full-jitter
 //!   exponential delays, `Retry-After` with a cap, a total time budget and a client-wide token
 //!   bucket against retry storms.
-//! - [`RateLimit`]: the rate-limit headers of every response, reset computed against the server's
-//!   `Date`.
+//! - [`RateLimit`]: the rate-limit headers of every response, reset computed against the
+//!   server's `Date`; optional client-side pacing with the vendor's [`Bucket`]s.
 //! - [`Page`], [`PageStream`], [`ItemStream`]: cursor and offset paging as lazy `Stream`s.
-//! - [`ResponseMeta`]: status, request id, rate limit, ETag, `Deprecation`/`Sunset`.
-//! - `sim` (feature `sim`): in-process simulators of the vendor APIs, for tests and examples.
+//! - [`Call`]: a prepared request: `.send()`, `.send_with_meta()` ([`ResponseMeta`]) or `.await`.
+//!
+//! Without API keys, the simulators in `sim` (feature `sim`) serve every endpoint of the three
+//! APIs on 127.0.0.1, for examples and for your own tests.
 //!
 //! ## Feature flags
 //!
