@@ -278,6 +278,15 @@ impl<T: Send + 'static> PageStream<T> {
         s
     }
 
+    /// The first page, for a list's `.send()`. A stream that ends without any page (a range
+    /// with no window) is reported as `InvalidInput`, which is the only way that can happen.
+    pub(crate) async fn first(mut self) -> Result<Page<T>> {
+        use futures::TryStreamExt;
+        self.try_next()
+            .await?
+            .ok_or_else(|| Error::invalid_input("the request covers nothing: no page to fetch"))
+    }
+
     /// A stream that yields `err` once and ends: bad input found before anything was sent.
     pub(crate) fn failed(err: Error) -> Self {
         let fetch: FetchPage<T> = Arc::new(|_| Box::pin(async { unreachable_page() }));

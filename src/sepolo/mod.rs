@@ -23,7 +23,6 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -438,10 +437,7 @@ impl<T: DeserializeOwned + Send + 'static, K> List<T, K> {
 
     /// The first page.
     pub async fn send(self) -> Result<Page<T>> {
-        self.pages()
-            .try_next()
-            .await?
-            .ok_or_else(|| Error::invalid_input("the list produced no page"))
+        self.pages().first().await
     }
 
     /// Every page, in order; a range longer than the endpoint allows is fetched window by window.

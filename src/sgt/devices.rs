@@ -19,10 +19,9 @@ use reqwest::Method;
 use reqwest::header::IF_MATCH;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, DeviceId, SiteId, check_limit, enveloped, no_content};
+use super::{Client, DeviceId, SiteId, enveloped, no_content};
 use crate::call::{Call, CallOptions};
-use crate::error::{Error, ProtocolError, Result};
-use crate::paging::{ItemStream, Page, PageStream};
+use crate::error::{ProtocolError, Result};
 use crate::transport::{Request, ResponseMeta, Transport};
 
 open_enum!(
@@ -451,43 +450,7 @@ impl ListDevices {
         self
     }
 
-    /// Page size, 1 to 500 (more is an `InvalidInput` error, never a silent clamp).
-    pub fn limit(mut self, limit: u32) -> Self {
-        self.query.limit = Some(limit);
-        self
-    }
-
-    /// Starts at a cursor from an earlier page (cursors are short-lived: do not store them).
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
-    }
-
-    call_options!();
-
-    /// The first page (or the page at `cursor`).
-    pub async fn send(self) -> Result<Page<Device>> {
-        use futures::TryStreamExt;
-        let mut pages = self.pages();
-        pages
-            .try_next()
-            .await?
-            .ok_or_else(|| Error::invalid_input("the list produced no page"))
-    }
-
-    /// All pages, lazily.
-    pub fn pages(self) -> PageStream<Device> {
-        if let Err(e) = check_limit(self.query.limit) {
-            return PageStream::failed(e);
-        }
-        self.client
-            .paginate(vec!["devices".into()], self.query, self.cursor, self.opts)
-    }
-
-    /// All devices, lazily, page after page.
-    pub fn items(self) -> ItemStream<Device> {
-        self.pages().items()
-    }
+    cursor_list_methods!(Device, "devices", "devices");
 }
 
 /// `PATCH /devices/{id}`.

@@ -21,10 +21,9 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, DeviceId, EventId, check_limit, enveloped};
+use super::{Client, DeviceId, EventId, enveloped};
 use crate::call::{Call, CallOptions};
 use crate::error::{Error, Result};
-use crate::paging::{ItemStream, Page, PageStream};
 use crate::transport::{Request, Transport};
 
 open_enum!(
@@ -225,41 +224,5 @@ impl ListEvents {
         self
     }
 
-    /// Page size, 1 to 500 (more is an `InvalidInput` error, never a silent clamp).
-    pub fn limit(mut self, limit: u32) -> Self {
-        self.query.limit = Some(limit);
-        self
-    }
-
-    /// Starts at a cursor from an earlier page (cursors are short-lived: do not store them).
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
-    }
-
-    call_options!();
-
-    /// The first page (or the page at `cursor`).
-    pub async fn send(self) -> Result<Page<Event>> {
-        use futures::TryStreamExt;
-        let mut pages = self.pages();
-        pages
-            .try_next()
-            .await?
-            .ok_or_else(|| Error::invalid_input("the list produced no page"))
-    }
-
-    /// All pages, lazily.
-    pub fn pages(self) -> PageStream<Event> {
-        if let Err(e) = check_limit(self.query.limit) {
-            return PageStream::failed(e);
-        }
-        self.client
-            .paginate(vec!["events".into()], self.query, self.cursor, self.opts)
-    }
-
-    /// All events, lazily, page after page.
-    pub fn items(self) -> ItemStream<Event> {
-        self.pages().items()
-    }
+    cursor_list_methods!(Event, "events", "events");
 }

@@ -40,10 +40,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, ReportId, check_limit, enveloped};
+use super::{Client, ReportId, enveloped};
 use crate::call::{Call, CallOptions};
 use crate::error::{ApiError, Error, ErrorCode, RequestInfo, Result, TransportError};
-use crate::paging::{ItemStream, Page, PageStream};
 use crate::transport::{Request, ResponseMeta, Transport};
 
 /// How long [`WaitForReport`] polls before giving up, unless told otherwise: 15 minutes.
@@ -567,43 +566,7 @@ pub struct ListReports {
 }
 
 impl ListReports {
-    /// Page size, 1 to 500 (more is an `InvalidInput` error, never a silent clamp).
-    pub fn limit(mut self, limit: u32) -> Self {
-        self.query.limit = Some(limit);
-        self
-    }
-
-    /// Starts at a cursor from an earlier page (cursors are short-lived: do not store them).
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
-    }
-
-    call_options!();
-
-    /// The first page (or the page at `cursor`).
-    pub async fn send(self) -> Result<Page<Report>> {
-        use futures::TryStreamExt;
-        let mut pages = self.pages();
-        pages
-            .try_next()
-            .await?
-            .ok_or_else(|| Error::invalid_input("the list produced no page"))
-    }
-
-    /// All pages, lazily.
-    pub fn pages(self) -> PageStream<Report> {
-        if let Err(e) = check_limit(self.query.limit) {
-            return PageStream::failed(e);
-        }
-        self.client
-            .paginate(vec!["reports".into()], self.query, self.cursor, self.opts)
-    }
-
-    /// All runs, lazily, page after page.
-    pub fn items(self) -> ItemStream<Report> {
-        self.pages().items()
-    }
+    cursor_list_methods!(Report, "reports", "runs");
 }
 
 #[cfg(test)]

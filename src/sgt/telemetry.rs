@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
@@ -394,10 +394,7 @@ impl QueryTelemetry {
 
     /// The first page of the first window.
     pub async fn send(self) -> Result<Page<Reading>> {
-        self.pages()
-            .try_next()
-            .await?
-            .ok_or_else(|| Error::invalid_input("the query produced no page"))
+        self.pages().first().await
     }
 
     /// Every page of every window, in time order.

@@ -22,10 +22,9 @@ use reqwest::header::IF_MATCH;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{Client, WebhookId, check_limit, enveloped, no_content};
+use super::{Client, WebhookId, enveloped, no_content};
 use crate::call::{Call, CallOptions};
 use crate::error::{Error, Result};
-use crate::paging::{ItemStream, Page, PageStream};
 use crate::transport::{Request, ResponseMeta, Transport};
 
 /// A registered webhook endpoint.
@@ -462,41 +461,5 @@ pub struct ListWebhooks {
 }
 
 impl ListWebhooks {
-    /// Page size, 1 to 500 (more is an `InvalidInput` error, never a silent clamp).
-    pub fn limit(mut self, limit: u32) -> Self {
-        self.query.limit = Some(limit);
-        self
-    }
-
-    /// Starts at a cursor from an earlier page (cursors are short-lived: do not store them).
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
-    }
-
-    call_options!();
-
-    /// The first page (or the page at `cursor`).
-    pub async fn send(self) -> Result<Page<Webhook>> {
-        use futures::TryStreamExt;
-        let mut pages = self.pages();
-        pages
-            .try_next()
-            .await?
-            .ok_or_else(|| Error::invalid_input("the list produced no page"))
-    }
-
-    /// All pages, lazily.
-    pub fn pages(self) -> PageStream<Webhook> {
-        if let Err(e) = check_limit(self.query.limit) {
-            return PageStream::failed(e);
-        }
-        self.client
-            .paginate(vec!["webhooks".into()], self.query, self.cursor, self.opts)
-    }
-
-    /// All endpoints, lazily, page after page.
-    pub fn items(self) -> ItemStream<Webhook> {
-        self.pages().items()
-    }
+    cursor_list_methods!(Webhook, "webhooks", "endpoints");
 }
