@@ -907,6 +907,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A non-blank value from an environment lookup.
+pub(crate) fn env_value(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    get(name).filter(|v| !v.trim().is_empty())
+}
+
+/// A required non-blank value from an environment lookup; its absence is a `Config` error.
+pub(crate) fn env_required(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<String> {
+    env_value(get, name).ok_or_else(|| Error::config(format!("{name} is not set")))
+}
+
 /// Refuses path segments that would change the path's meaning or vanish.
 pub(crate) fn check_segment(s: &str) -> Result<()> {
     match s {

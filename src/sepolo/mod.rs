@@ -33,7 +33,8 @@ use crate::error::{Error, Result};
 use crate::paging::{CursorEnvelope, ItemStream, Page, PageStream, cursor_pages};
 use crate::rate_limit::RateLimit;
 use crate::transport::{
-    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, single_bucket,
+    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, env_required, env_value,
+    single_bucket,
 };
 use crate::window::{check_range, windows};
 
@@ -164,11 +165,8 @@ impl Client {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let key = get("SEPOLO_API_KEY")
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| Error::config("SEPOLO_API_KEY is not set"))?;
-        let mut b = Client::builder().api_key(key);
-        if let Some(u) = get("SEPOLO_BASE_URL").filter(|u| !u.trim().is_empty()) {
+        let mut b = Client::builder().api_key(env_required(&get, "SEPOLO_API_KEY")?);
+        if let Some(u) = env_value(&get, "SEPOLO_BASE_URL") {
             b = b.base_url(u);
         }
         b.build()

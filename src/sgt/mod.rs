@@ -37,7 +37,9 @@ use crate::call::CallOptions;
 use crate::error::{Error, Result};
 use crate::paging::{CursorEnvelope, PageStream, cursor_pages};
 use crate::rate_limit::{Bucket, RateLimit};
-use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder, VendorProfile};
+use crate::transport::{
+    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, env_required, env_value,
+};
 
 pub mod devices;
 pub mod telemetry;
@@ -249,14 +251,11 @@ impl Client {
     }
 
     fn builder_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
-        let key = get("SGT_API_KEY")
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| Error::config("SGT_API_KEY is not set"))?;
-        let mut b = Client::builder().api_key(key);
-        if let Some(t) = get("SGT_TENANT").filter(|t| !t.trim().is_empty()) {
+        let mut b = Client::builder().api_key(env_required(&get, "SGT_API_KEY")?);
+        if let Some(t) = env_value(&get, "SGT_TENANT") {
             b = b.tenant(t);
         }
-        if let Some(u) = get("SGT_BASE_URL").filter(|u| !u.trim().is_empty()) {
+        if let Some(u) = env_value(&get, "SGT_BASE_URL") {
             b = b.base_url(u);
         }
         Ok(b)

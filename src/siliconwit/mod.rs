@@ -38,7 +38,8 @@ use crate::error::{Error, Result};
 use crate::paging::{FetchPage, ItemStream, Page, PageStream, PageToken};
 use crate::rate_limit::{Bucket, RateLimit};
 use crate::transport::{
-    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, single_bucket,
+    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, env_required, env_value,
+    single_bucket,
 };
 
 pub mod account;
@@ -138,11 +139,8 @@ impl Client {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let key = get("SILICONWIT_API_KEY")
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| Error::config("SILICONWIT_API_KEY is not set"))?;
-        let mut b = Client::builder().api_key(key);
-        if let Some(u) = get("SILICONWIT_BASE_URL").filter(|u| !u.trim().is_empty()) {
+        let mut b = Client::builder().api_key(env_required(&get, "SILICONWIT_API_KEY")?);
+        if let Some(u) = env_value(&get, "SILICONWIT_BASE_URL") {
             b = b.base_url(u);
         }
         b.build()
