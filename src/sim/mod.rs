@@ -33,6 +33,7 @@
 //! ```
 
 pub mod sgt;
+pub mod siliconwit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
