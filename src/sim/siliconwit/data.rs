@@ -166,23 +166,32 @@ impl Threshold {
         }
     }
 
-    /// A value that makes `field operator threshold` hold, varied by `hash`.
-    fn crossing(self, operator: &str, hash: u64) -> Value {
+    /// A value that makes `field operator threshold` hold, varied by `hash`; a whole number
+    /// when the metric is reported as one.
+    fn crossing(self, operator: &str, hash: u64, whole: bool) -> Value {
         let Threshold::Num(v) = self else {
             return self.to_json();
         };
-        let delta = round1(0.1 + unit(hash) * 5.0);
+        let delta = if whole {
+            1.0 + (hash % 5) as f64
+        } else {
+            round1(0.1 + unit(hash) * 5.0)
+        };
         // `delta` is at least 0.1, so each of these makes the condition hold.
         let value = match operator {
             ">" => v + delta,
-            ">=" => v + delta - 0.1,
+            ">=" => v + delta - if whole { 1.0 } else { 0.1 },
             "<" => v - delta,
-            "<=" => v - delta + 0.1,
+            "<=" => v - delta + if whole { 1.0 } else { 0.1 },
             "==" => v,
             _ if hash % 2 == 0 => v + delta,
             _ => v - delta,
         };
-        json!(round1(value))
+        if whole {
+            json!(value.round() as i64)
+        } else {
+            json!(round1(value))
+        }
     }
 }
 
@@ -590,12 +599,12 @@ fn generate_alert(
     };
     let last_reading = device.last_slot(&now).map_or(now, slot_time);
     let suffix = id.trim_start_matches("alert_").to_owned();
+    let whole = matches!(field, "humidity" | "battery");
     let events = history(
         seed,
         &suffix,
         index,
-        threshold,
-        operator,
+        (threshold, operator, whole),
         last_reading,
         count,
     );
@@ -619,14 +628,13 @@ fn generate_alert(
     }
 }
 
-/// `count` trigger events, newest first, the newest at `newest`, hours apart; all but the two
-/// newest acknowledged.
+/// `count` trigger events of the condition `(threshold, operator, whole numbers?)`, newest first,
+/// the newest at `newest`, hours apart; all but the two newest acknowledged.
 fn history(
     seed: u64,
     suffix: &str,
     index: u64,
-    threshold: Threshold,
-    operator: &str,
+    (threshold, operator, whole): (Threshold, &str, bool),
     newest: DateTime<Utc>,
     count: usize,
 ) -> Vec<AlertEvent> {
@@ -639,7 +647,7 @@ fn history(
             at -= ChronoDuration::minutes(30 + i64::try_from(r % (36 * 60)).unwrap_or(0));
             AlertEvent {
                 id: format!("evt_{suffix}{j:04}"),
-                condition_value: threshold.crossing(operator, r),
+                condition_value: threshold.crossing(operator, r, whole),
                 acknowledged_at: (j >= 2).then(|| {
                     triggered_at + ChronoDuration::minutes(5 + i64::try_from(r % 55).unwrap_or(0))
                 }),
