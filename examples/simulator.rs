@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --example simulator -- sgt --port 8080 --key K [--tenant T] [--fleet N]
 //!                                      [--fault-rate F] [--latency-ms M]
+//! cargo run --example simulator -- siliconwit --port 8080 --key swk_K [--devices N]
+//!                                      [--plan starter|business|scale] [--fault-rate F]
 //! ```
 //!
 //! Without `--port` it takes any free port; it prints the base URL, the key it accepts and a
@@ -14,18 +16,22 @@ use std::time::Duration;
 
 use iot_sdk::sim::Faults;
 use iot_sdk::sim::sgt::SgtSimulator;
+use iot_sdk::sim::siliconwit::{Plan, SiliconWitSimulator};
 
 const USAGE: &str = "\
 usage: simulator <VENDOR> [options]
 
 vendors:
   sgt                  the SGT Systems API (/v1 and /oauth2/token)
+  siliconwit           the SiliconWit API (/v1; keys start with swk_)
 
 options:
   --port PORT          port on 127.0.0.1 (default: any free port)
   --key KEY            API key to accept (default: the vendor's simulator key)
   --tenant TENANT      tenant the key is bound to (sgt; default acme-industries)
-  --fleet N            generated devices beside the fixtures' (default 50)
+  --fleet N            generated devices beside the fixtures' (sgt; default 50)
+  --devices N          devices of the account (siliconwit; default 5)
+  --plan PLAN          starter, business, scale or free (siliconwit; default starter)
   --fault-rate F       fraction of requests answered 500/502/503, 0.0 to 1.0 (default 0)
   --latency-ms M       delay added to every request, in milliseconds (default 0)
   -h, --help           this help";
@@ -37,6 +43,8 @@ struct Options {
     key: Option<String>,
     tenant: Option<String>,
     fleet: Option<usize>,
+    devices: Option<usize>,
+    plan: Option<String>,
     fault_rate: f64,
     latency_ms: u64,
 }
@@ -65,6 +73,14 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                         .map_err(|_| "--fleet must be a whole number".to_owned())?,
                 );
             }
+            "--devices" => {
+                opts.devices = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--devices must be a whole number".to_owned())?,
+                );
+            }
+            "--plan" => opts.plan = Some(value()?),
             "--fault-rate" => {
                 let rate: f64 = value()?
                     .parse()
@@ -135,6 +151,62 @@ async fn run_sgt(opts: Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+async fn run_siliconwit(opts: Options) -> ExitCode {
+    if opts.tenant.is_some() || opts.fleet.is_some() {
+        eprintln!("error: --tenant and --fleet are for sgt; siliconwit takes --devices\n\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let plan = match opts.plan.as_deref().map(|p| (p, Plan::named(p))) {
+        None => Plan::starter(),
+        Some((_, Some(plan))) => plan,
+        Some((other, None)) => {
+            eprintln!("error: unknown plan '{other}'; expected starter, business, scale or free");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = SiliconWitSimulator::builder()
+        .port(opts.port)
+        .plan(plan)
+        .faults(faults(&opts));
+    if let Some(key) = &opts.key {
+        builder = builder.api_key(key);
+    }
+    if let Some(devices) = opts.devices {
+        builder = builder.device_count(devices);
+    }
+    let sim = match builder.start().await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("could not start the SiliconWit simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = sim.plan();
+    println!("SiliconWit simulator");
+    println!("  base URL:  {}", sim.base_url());
+    println!("  API key:   {}", sim.api_key());
+    println!(
+        "  plan:      {} ({} requests a minute, {} a day, {} days of telemetry)",
+        plan.name, plan.per_minute, plan.daily, plan.data_retention_days
+    );
+    println!();
+    println!(
+        "curl -sS '{}/devices?limit=10' -H 'Authorization: Bearer {}'",
+        sim.base_url(),
+        sim.api_key()
+    );
+    println!();
+    println!("Serving until Ctrl-C.");
+    wait_for_ctrl_c().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    println!(
+        "Stopped after {} requests ({} faults injected, {} rate limited).",
+        stats.requests, stats.faults_injected, stats.rate_limited
+    );
+    ExitCode::SUCCESS
+}
+
 async fn wait_for_ctrl_c() {
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("cannot listen for Ctrl-C ({e}); serving until killed");
@@ -162,10 +234,11 @@ async fn main() -> ExitCode {
     };
     match vendor.as_str() {
         "sgt" => run_sgt(opts).await,
-        // Sepolo and SiliconWit simulators are added here as they land.
+        "siliconwit" => run_siliconwit(opts).await,
+        // The Sepolo simulator is added here as it lands.
         other => {
             eprintln!(
-                "error: unknown vendor '{other}'; this build simulates: sgt (sepolo and siliconwit are not available yet)"
+                "error: unknown vendor '{other}'; this build simulates: sgt, siliconwit (sepolo is not available yet)"
             );
             ExitCode::from(2)
         }

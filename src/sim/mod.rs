@@ -33,6 +33,7 @@
 //! ```
 
 pub mod sgt;
+pub mod siliconwit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -594,6 +595,116 @@ impl Params {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Daily quotas and bearer tokens (added with the SiliconWit simulator; vendor-neutral)
+// ---------------------------------------------------------------------------------------------
+
+/// The outcome of a daily-quota check, and the headers that describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DailyDecision {
+    /// Whether the request may proceed.
+    pub(crate) allowed: bool,
+    /// `X-RateLimit-Daily-Limit`: the (scaled) requests allowed per UTC day.
+    pub(crate) limit: u64,
+    /// `X-RateLimit-Daily-Remaining`: requests left today after this one.
+    pub(crate) remaining: u64,
+    /// Whole seconds until the quota resets at the next midnight UTC (at least 1): the
+    /// `Retry-After` of a refusal.
+    pub(crate) reset_after: u64,
+}
+
+impl DailyDecision {
+    /// Writes `X-RateLimit-Daily-Limit` and `X-RateLimit-Daily-Remaining`.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        headers.insert("x-ratelimit-daily-limit", HeaderValue::from(self.limit));
+        headers.insert(
+            "x-ratelimit-daily-remaining",
+            HeaderValue::from(self.remaining),
+        );
+    }
+}
+
+const SECS_PER_DAY: u64 = 86_400;
+
+/// Fixed-window daily quotas keyed by credential: `limit × scale` requests per UTC day (at least
+/// 1), all of them available again at midnight UTC. Unlike [`RateLimiter`]'s buckets nothing
+/// refills during the day.
+#[derive(Debug)]
+pub(crate) struct DailyQuota {
+    scale: f64,
+    /// key → (day number since the epoch, requests counted that day).
+    used: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl DailyQuota {
+    /// `scale` multiplies every limit, as [`RateLimiter::new`]'s does.
+    pub(crate) fn new(scale: f64) -> Self {
+        let scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
+        DailyQuota {
+            scale,
+            used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request of `key` against `limit` a day, if any is left.
+    pub(crate) fn check(&self, key: &str, limit: u32) -> DailyDecision {
+        self.at(key, limit, 1, epoch_millis() / 1000)
+    }
+
+    /// Reports `key`'s quota without counting anything.
+    pub(crate) fn peek(&self, key: &str, limit: u32) -> DailyDecision {
+        self.at(key, limit, 0, epoch_millis() / 1000)
+    }
+
+    /// Gives back one request counted today (when another limit refused it after all).
+    pub(crate) fn refund(&self, key: &str) {
+        let today = epoch_millis() / 1000 / SECS_PER_DAY;
+        if let Some((day, count)) = lock(&self.used).get_mut(key) {
+            if *day == today {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+
+    fn at(&self, key: &str, limit: u32, cost: u64, now_secs: u64) -> DailyDecision {
+        let limit = (f64::from(limit) * self.scale).round().max(1.0) as u64;
+        let today = now_secs / SECS_PER_DAY;
+        let mut used = lock(&self.used);
+        let entry = used.entry(key.to_owned()).or_insert((today, 0));
+        if entry.0 != today {
+            *entry = (today, 0);
+        }
+        let allowed = entry.1.saturating_add(cost) <= limit;
+        if allowed {
+            entry.1 = entry.1.saturating_add(cost);
+        }
+        let count = entry.1;
+        drop(used);
+        DailyDecision {
+            allowed,
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset_after: (SECS_PER_DAY - now_secs % SECS_PER_DAY).max(1),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), if there is
+/// a non-empty one.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,5 +771,35 @@ mod tests {
         assert!(p.one("x").is_err());
         assert_eq!(p.one("missing"), Ok(None));
         assert!(p.required("missing").is_err());
+    }
+    #[test]
+    fn daily_quotas_count_per_utc_day_and_refund() {
+        let quota = DailyQuota::new(1.0);
+        let noon = 20_000 * SECS_PER_DAY + 43_200;
+        for left in (0..3).rev() {
+            let d = quota.at("k", 3, 1, noon);
+            assert!(d.allowed);
+            assert_eq!((d.limit, d.remaining, d.reset_after), (3, left, 43_200));
+        }
+        assert!(!quota.at("k", 3, 1, noon).allowed);
+        assert!(quota.at("other", 3, 1, noon).allowed);
+        // Midnight UTC starts a new day.
+        let d = quota.at("k", 3, 1, noon + 43_200);
+        assert!(d.allowed);
+        assert_eq!((d.remaining, d.reset_after), (2, SECS_PER_DAY));
+        // A small scale still allows one a day.
+        assert_eq!(DailyQuota::new(0.0001).at("k", 3, 0, noon).limit, 1);
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", HeaderValue::from_static("bearer  swk_x "));
+        assert_eq!(bearer_token(&h), Some("swk_x"));
+        h.insert("authorization", HeaderValue::from_static("Basic eDp5"));
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer_token(&h), None);
     }
 }
