@@ -44,9 +44,9 @@ pub(crate) async fn usage(State(s): SharedState) -> Res {
     })))
 }
 
-/// `GET /account/keys`: the simulator's key (its first eight characters only) and a revoked one.
+/// `GET /account/keys`: the simulator's key (a prefix only) and a revoked one.
 pub(crate) async fn keys(State(s): SharedState) -> Res {
-    let prefix: String = s.key.chars().take(8).collect();
+    let prefix = key_prefix(&s.key);
     let last_used = *lock(&s.key_last_used);
     let created = s.started - ChronoDuration::days(90);
     Ok(ok(json!({
@@ -69,4 +69,24 @@ pub(crate) async fn keys(State(s): SharedState) -> Res {
             },
         ]
     })))
+}
+
+/// The part of a key that metadata may show: its first eight characters, but never more than
+/// half of it, so a short key is not given away whole.
+fn key_prefix(key: &str) -> String {
+    let n = key.chars().count();
+    key.chars().take(8.min(n / 2)).collect()
+}
+
+#[cfg(test)]
+mod key_prefix_tests {
+    use super::key_prefix;
+
+    #[test]
+    fn prefixes_never_reveal_the_key() {
+        assert_eq!(key_prefix("swk_AbCdEfGhIjKl"), "swk_AbCd");
+        assert_eq!(key_prefix("swk_demo"), "swk_");
+        assert_eq!(key_prefix("swk_d"), "sw");
+        assert_eq!(key_prefix(""), "");
+    }
 }

@@ -56,7 +56,7 @@
 //!   `evt_001`; conditions use all six operators, severities `info`, `warning`, `critical`.
 //! - **Account**: usage consistent with the devices and alerts (`data_points_24h` counts the
 //!   readings of the last 24 hours), and the metadata of the key (`key_prefix`: its first eight
-//!   characters) beside one revoked key. The device limit is reported, not enforced.
+//!   characters, at most half of it) beside one revoked key. The device limit is reported, not enforced.
 //!
 //! Validation: `limit` outside `1..=100` (`1..=1000` for telemetry), a negative or non-numeric
 //! `offset`, an unknown `status` or `range`, or a parameter given twice is a 400. An unknown path
