@@ -1,7 +1,13 @@
-//! The quickstart: list devices, read one, query aggregated telemetry, show rate-limit state.
+//! The quickstart: one section per vendor.
+//!
+//! - SGT Systems: list devices, read one, query aggregated telemetry, show rate-limit state.
+//! - SiliconWit: plan and usage, devices, latest readings.
+//!
+//! Each section uses the real API when its key is set (`SGT_API_KEY`, `SILICONWIT_API_KEY`) and
+//! the built-in simulator otherwise:
 //!
 //! ```sh
-//! cargo run --example quickstart            # against the built-in simulator
+//! cargo run --example quickstart
 //! SGT_API_KEY=sgt_live_… SGT_TENANT=acme-industries cargo run --example quickstart
 //! ```
 
@@ -9,6 +15,8 @@
 mod common;
 #[path = "common/sgt.rs"]
 mod sgt_env;
+#[path = "common/quickstart_siliconwit.rs"]
+mod quickstart_siliconwit;
 
 use chrono::{Duration, Utc};
 use futures::TryStreamExt;
@@ -16,6 +24,13 @@ use iot_sdk::sgt::{AggregateFn, DeviceStatus, Interval};
 
 #[tokio::main]
 async fn main() -> Result<(), iot_sdk::Error> {
+    sgt_section().await?;
+    println!();
+    quickstart_siliconwit::section().await?;
+    Ok(())
+}
+
+async fn sgt_section() -> Result<(), iot_sdk::Error> {
     let (sgt, _sim) = sgt_env::client(50).await?;
 
     println!("\n== SGT Systems: devices");
