@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --example simulator -- sgt --port 8080 --key K [--tenant T] [--fleet N]
 //!                                      [--fault-rate F] [--latency-ms M]
+//! cargo run --example simulator -- sepolo --port 8081 --key K [--size N]
+//!                                         [--fault-rate F] [--latency-ms M]
 //! ```
 //!
 //! Without `--port` it takes any free port; it prints the base URL, the key it accepts and a
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use iot_sdk::sim::Faults;
+use iot_sdk::sim::sepolo::SepoloSimulator;
 use iot_sdk::sim::sgt::SgtSimulator;
 
 const USAGE: &str = "\
@@ -20,12 +23,14 @@ usage: simulator <VENDOR> [options]
 
 vendors:
   sgt                  the SGT Systems API (/v1 and /oauth2/token)
+  sepolo               the Sepolo API (/api/v1; the key has every scope)
 
 options:
   --port PORT          port on 127.0.0.1 (default: any free port)
   --key KEY            API key to accept (default: the vendor's simulator key)
   --tenant TENANT      tenant the key is bound to (sgt; default acme-industries)
-  --fleet N            generated devices beside the fixtures' (default 50)
+  --fleet N            generated devices beside the fixtures' (sgt; default 50)
+  --size N             generated assets beside the fixtures' (sepolo; default 50)
   --fault-rate F       fraction of requests answered 500/502/503, 0.0 to 1.0 (default 0)
   --latency-ms M       delay added to every request, in milliseconds (default 0)
   -h, --help           this help";
@@ -37,6 +42,7 @@ struct Options {
     key: Option<String>,
     tenant: Option<String>,
     fleet: Option<usize>,
+    size: Option<usize>,
     fault_rate: f64,
     latency_ms: u64,
 }
@@ -63,6 +69,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     value()?
                         .parse()
                         .map_err(|_| "--fleet must be a whole number".to_owned())?,
+                );
+            }
+            "--size" => {
+                opts.size = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--size must be a whole number".to_owned())?,
                 );
             }
             "--fault-rate" => {
@@ -135,6 +148,44 @@ async fn run_sgt(opts: Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+async fn run_sepolo(opts: Options) -> ExitCode {
+    let mut builder = SepoloSimulator::builder()
+        .port(opts.port)
+        .faults(faults(&opts));
+    if let Some(key) = &opts.key {
+        builder = builder.api_key(key);
+    }
+    if let Some(size) = opts.size {
+        builder = builder.organization_size(size);
+    }
+    let sim = match builder.start().await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("could not start the Sepolo simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Sepolo simulator");
+    println!("  base URL:  {} (the API is under /api/v1)", sim.base_url());
+    println!("  API key:   {}", sim.api_key());
+    println!();
+    println!(
+        "curl -sS '{}/api/v1/assets?pageSize=20' -H 'X-Sepolo-Api-Key: {}'",
+        sim.base_url(),
+        sim.api_key()
+    );
+    println!();
+    println!("Serving until Ctrl-C.");
+    wait_for_ctrl_c().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    println!(
+        "Stopped after {} requests ({} faults injected, {} rate limited).",
+        stats.requests, stats.faults_injected, stats.rate_limited
+    );
+    ExitCode::SUCCESS
+}
+
 async fn wait_for_ctrl_c() {
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("cannot listen for Ctrl-C ({e}); serving until killed");
@@ -162,10 +213,11 @@ async fn main() -> ExitCode {
     };
     match vendor.as_str() {
         "sgt" => run_sgt(opts).await,
+        "sepolo" => run_sepolo(opts).await,
         // Sepolo and SiliconWit simulators are added here as they land.
         other => {
             eprintln!(
-                "error: unknown vendor '{other}'; this build simulates: sgt (sepolo and siliconwit are not available yet)"
+                "error: unknown vendor '{other}'; this build simulates: sgt, sepolo (siliconwit is not available yet)"
             );
             ExitCode::from(2)
         }

@@ -788,9 +788,14 @@ impl Data {
     /// An asset's visits every 60 to 150 days from the origin up to now; those of the last two
     /// weeks are still open. A third of the completed ones got a service report.
     fn generate_visits(&mut self, rng: &mut fastrand::Rng, asset: &Asset, now_ms: i64) {
-        let mut t = ORIGIN_MS + rng.i64(0..120) * 86_400_000 + rng.i64(6..16) * 3_600_000;
+        // Visits start in working hours, on the quarter hour.
+        let mut day_ms = ORIGIN_MS + rng.i64(0..120) * 86_400_000;
         let open_after = now_ms - 14 * 86_400_000;
-        while t < now_ms {
+        loop {
+            let t = day_ms + rng.i64(7..16) * 3_600_000 + rng.i64(0..4) * 900_000;
+            if t >= now_ms {
+                break;
+            }
             let start = at(t);
             let hours = rng.i64(1..=6);
             let estimated = 400 + 50 * rng.i64(0..60);
@@ -825,7 +830,7 @@ impl Data {
                 }
             }
             self.visits.insert(time_key(&visit.start, &visit.id), visit);
-            t += rng.i64(60..=150) * 86_400_000 + rng.i64(-4..=4) * 3_600_000;
+            day_ms += rng.i64(60..=150) * 86_400_000;
         }
     }
 
