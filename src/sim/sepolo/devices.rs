@@ -27,14 +27,13 @@ fn signal(s: &Shared, device_id: &str) -> Result<Signal, ApiErr> {
 
 /// The days (since the epoch) that can hold data of `[from_ms, to_ms)`: none before the origin
 /// or after `now_ms`.
-fn days(from_ms: i64, to_ms: i64, now_ms: i64) -> std::ops::RangeInclusive<i64> {
+fn days(from_ms: i64, to_ms: i64, now_ms: i64) -> std::ops::Range<i64> {
     let first = day_of(from_ms.max(ORIGIN_MS));
     let end = to_ms.min(now_ms);
     if end <= from_ms {
-        // An empty range.
-        return 1..=0;
+        return 0..0;
     }
-    first..=day_of(end - 1)
+    first..day_of(end - 1) + 1
 }
 
 /// `GET /devices`: filtered by `updatedSince`, `groupId`, `status`; ordered by id.
@@ -107,9 +106,9 @@ pub(crate) async fn telemetry(
         Some(c) => match signal.cycle(c) {
             Some(cycle) => {
                 let d = day_of(cycle.start_ms);
-                d..=d
+                d..d + 1
             }
-            None => 1..=0,
+            None => 0..0,
         },
         None => days(start_ms, to_ms, now_ms),
     };

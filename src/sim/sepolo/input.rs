@@ -1,7 +1,7 @@
 //! Reading requests: timestamps, time windows, page sizes, cursors, numbers and UUIDs, each
 //! refused with Sepolo's 400 `validation` when malformed.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 
 use super::ApiErr;
 use crate::sim::{Params, tagged_cursor};
@@ -14,8 +14,13 @@ pub(crate) const MAX_PAGE_SIZE: usize = 500;
 /// Parses a timestamp the way an ASP.NET `DateTime` query binding does for the forms an
 /// integration sends: RFC 3339 (`2026-06-30T23:59:59Z`, with an offset, or with a `+` that
 /// arrived unencoded and so decoded to a space), a date and time without a zone, or a bare date
-/// (both read as UTC).
+/// (both read as UTC). Years outside 1 to 9999 (.NET's `DateTime` range) are refused, which also
+/// keeps every later date arithmetic far from chrono's limits.
 pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    parse_any(s).filter(|t| (1..=9999).contains(&t.year()))
+}
+
+fn parse_any(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
@@ -92,12 +97,12 @@ pub(crate) fn required_window(
     Ok((from, to))
 }
 
+/// A time window whose sides may be absent (unbounded).
+pub(crate) type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// An optional `fromUtc`/`toUtc` window: each side may be absent (unbounded). With both sides
 /// given, `fromUtc` must be before `toUtc` and, when capped, at most `max_days` before it.
-pub(crate) fn optional_window(
-    params: &Params,
-    max_days: Option<i64>,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiErr> {
+pub(crate) fn optional_window(params: &Params, max_days: Option<i64>) -> Result<Window, ApiErr> {
     let from = ts(params, "fromUtc")?;
     let to = ts(params, "toUtc")?;
     if let (Some(f), Some(t)) = (from, to) {
@@ -222,6 +227,8 @@ mod tests {
             Some("2026-06-30T00:00:00+00:00")
         );
         assert_eq!(t("yesterday"), None);
+        assert_eq!(t("-262143-01-01"), None);
+        assert_eq!(t("+12026-01-01T00:00:00Z"), None);
     }
 
     #[test]

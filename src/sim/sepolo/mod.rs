@@ -60,9 +60,9 @@
 //!   customers `externalSystem`; parts `vendorId`, `status`. UUID parameters must be UUIDs and
 //!   integer ones integers, else 400. Unknown parameters are ignored.
 //! - **Data**: the spec's examples (`fixtures/sepolo/`) plus a generated organization of
-//!   [`SepoloSimulatorBuilder::organization_size`] assets with devices (a third of them
+//!   [`SepoloSimulatorBuilder::organization_size`] assets with devices (about 30 % of them
 //!   PointGuard), customers, vendors, parts, incidents, visits, appointments and reports, with
-//!   history from 2025-01-01 to now. Every device has environment samples (`temperature`,
+//!   history from 2025-01-01 to now (appointments up to 120 days ahead). Every device has environment samples (`temperature`,
 //!   `humidity`) every 5 minutes; PointGuard devices have 2 to 5 cycles a day of 100 to 200
 //!   `current` samples, 10 ms apart, each sample carrying its cycle metadata. A cycle's summary
 //!   is computed from its samples: `samples` is their number, `start`/`stop` their first and
@@ -103,7 +103,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{
@@ -653,7 +652,7 @@ pub(crate) fn time_page<T>(
     map: &BTreeMap<TimeKey, T>,
     params: &Params,
     kind: &str,
-    (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    (from, to): input::Window,
     keep: impl Fn(&T) -> bool,
     to_json: impl Fn(&T) -> Value,
 ) -> Res {

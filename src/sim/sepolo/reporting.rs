@@ -100,7 +100,12 @@ pub(crate) async fn telemetry_daily(State(s): SharedState, RawQuery(q): RawQuery
     let (from, to) = optional_window(&params, Some(MAX_REPORTING_DAYS))?;
     let now = now();
     let to = to.unwrap_or(now);
-    let from = from.unwrap_or(to - TimeDelta::days(DEFAULT_DAILY_DAYS));
+    let from = match from {
+        Some(f) => f,
+        None => to
+            .checked_sub_signed(TimeDelta::days(DEFAULT_DAILY_DAYS))
+            .unwrap_or(to),
+    };
     if from >= to {
         return Err(ApiErr::validation("fromUtc must be earlier than toUtc."));
     }

@@ -28,6 +28,9 @@ use crate::sim::fnv1a;
 pub(crate) const DAY_MS: i64 = 86_400_000;
 /// The first instant with data: 2025-01-01T00:00:00Z.
 pub(crate) const ORIGIN_MS: i64 = 1_735_689_600_000;
+/// The end of 9999-12-31, the last day a cycle can be asked for (ids and movement ids decode to
+/// any instant; beyond this the arithmetic could overflow).
+const LAST_MS: i64 = 253_402_300_800_000;
 /// Milliseconds between environment samples.
 pub(crate) const ENV_STEP_MS: i64 = 300_000;
 /// `telemetryType` of environment samples.
@@ -435,7 +438,7 @@ impl Signal {
     /// those not finished yet.
     pub(crate) fn cycles_on(&self, day: i64) -> Vec<Cycle> {
         let day_ms = day.saturating_mul(DAY_MS);
-        if !self.pointguard || day_ms < ORIGIN_MS {
+        if !self.pointguard || !(ORIGIN_MS..LAST_MS).contains(&day_ms) {
             return Vec::new();
         }
         let dh = hash(&[&self.h.to_le_bytes(), &day.to_le_bytes()]);
