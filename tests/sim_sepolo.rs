@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
-use iot_sdk::sepolo::{Client, NewServiceReport, Scope};
+use iot_sdk::sepolo::{AssetStatusFilter, Client, NewServiceReport, Scope};
 use iot_sdk::sim::Faults;
 use iot_sdk::sim::sepolo::{SepoloSimulator, SepoloSimulatorBuilder};
 use iot_sdk::{Error, RetryPolicy};
@@ -681,4 +681,159 @@ async fn the_specs_examples_are_served_with_every_header() {
         assert_eq!(body["error"], error);
         assert!(headers.get("x-request-id").is_some());
     }
+}
+
+#[tokio::test]
+async fn filters_narrow_every_list() {
+    let sim = roomy_sim().await;
+    let sepolo = client_for(&sim, KEY);
+    let all: Vec<_> = sepolo
+        .assets()
+        .list()
+        .page_size(500)
+        .items()
+        .try_collect()
+        .await
+        .expect("assets");
+    let inactive: Vec<_> = sepolo
+        .assets()
+        .list()
+        .status(AssetStatusFilter::Inactive)
+        .items()
+        .try_collect()
+        .await
+        .expect("inactive assets");
+    assert!(!inactive.is_empty() && inactive.len() < all.len());
+    assert!(inactive.iter().all(|a| a.is_active == Some(false)));
+    let of_customer: Vec<_> = sepolo
+        .assets()
+        .list()
+        .customer_id("CUST-10042")
+        .group_id(12)
+        .items()
+        .try_collect()
+        .await
+        .expect("assets of a customer and group");
+    assert!(of_customer.iter().any(|a| a.asset_id == COOLING_LINE));
+    assert!(
+        of_customer
+            .iter()
+            .all(|a| a.extra["customerId"] == "CUST-10042" && a.extra["groupId"] == 12)
+    );
+    let recent: Vec<_> = sepolo
+        .assets()
+        .list()
+        .updated_since(t("2026-06-01T00:00:00Z"))
+        .items()
+        .try_collect()
+        .await
+        .expect("recently updated assets");
+    assert!(recent.len() < all.len());
+    assert!(recent.iter().all(|a| {
+        a.extra["updatedUtc"]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+            .is_some_and(|u| u > t("2026-06-01T00:00:00Z"))
+    }));
+    let children: Vec<_> = sepolo
+        .assets()
+        .children(COOLING_LINE)
+        .items()
+        .try_collect()
+        .await
+        .expect("children");
+    let kids: Vec<&str> = children.iter().map(|a| a.asset_id.as_str()).collect();
+    assert_eq!(
+        kids,
+        [
+            "b71c2e94-6d0a-4f83-a5e1-9c4b7d2f8e06",
+            "c58f3a17-2e9b-4d6c-b0a4-7f1e5c8d9a23"
+        ]
+    );
+
+    let offline: Vec<_> = sepolo
+        .devices()
+        .list()
+        .status(2)
+        .items()
+        .try_collect()
+        .await
+        .expect("offline devices");
+    assert!(offline.iter().all(|d| d.extra["status"] == 2));
+
+    let day = (t("2026-05-27T00:00:00Z"), t("2026-05-28T00:00:00Z"));
+    let temperature: Vec<_> = sepolo
+        .devices()
+        .telemetry("SEP-DEVICE-001", day.0, day.1)
+        .metrics(["temperature"])
+        .items()
+        .try_collect()
+        .await
+        .expect("temperature only");
+    assert_eq!(temperature.len(), 288);
+    assert!(
+        temperature
+            .iter()
+            .all(|s| s.current.is_none() && s.metric("temperature").is_some())
+    );
+    let pointguard: Vec<_> = sepolo
+        .devices()
+        .telemetry("SEP-DEVICE-001", day.0, day.1)
+        .telemetry_type(1)
+        .items()
+        .try_collect()
+        .await
+        .expect("PointGuard samples only");
+    assert!(pointguard.iter().all(|s| s.cycle_id.is_some()));
+
+    let resolved: Vec<_> = sepolo
+        .incidents()
+        .state(3)
+        .items()
+        .try_collect()
+        .await
+        .expect("resolved incidents");
+    assert!(!resolved.is_empty() && resolved.iter().all(|i| i.state == Some(3)));
+    let user = "d2a8f5c1-6e3b-4f70-a9d4-1c7e5b8a2f63";
+    let planned: Vec<_> = sepolo
+        .service()
+        .appointments()
+        .user_id(user)
+        .items()
+        .try_collect()
+        .await
+        .expect("a user's appointments");
+    assert!(planned.len() >= 2);
+    assert!(
+        planned
+            .iter()
+            .all(|a| a.user_id.as_ref().is_some_and(|u| u == user))
+    );
+    let sap: Vec<_> = sepolo
+        .customers()
+        .external_system("SAP")
+        .items()
+        .try_collect()
+        .await
+        .expect("SAP customers");
+    assert!(!sap.is_empty());
+    assert!(
+        sap.iter()
+            .all(|c| c.external_system.as_deref() == Some("SAP"))
+    );
+    let vendor = "4e9a2b6c-8d1f-4c37-a5e0-3b7d9f1c6a28";
+    let parts: Vec<_> = sepolo
+        .inventory_parts()
+        .vendor_id(vendor)
+        .status(AssetStatusFilter::All)
+        .items()
+        .try_collect()
+        .await
+        .expect("a vendor's parts");
+    assert!(!parts.is_empty());
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.vendor_id.as_ref().is_some_and(|v| v == vendor))
+    );
 }
