@@ -6,6 +6,8 @@
 //!                                      [--fault-rate F] [--latency-ms M]
 //! cargo run --example simulator -- siliconwit --port 8080 --key swk_K [--devices N]
 //!                                      [--plan starter|business|scale] [--fault-rate F]
+//! cargo run --example simulator -- sepolo --port 8081 --key K [--size N]
+//!                                         [--fault-rate F] [--latency-ms M]
 //! ```
 //!
 //! Without `--port` it takes any free port; it prints the base URL, the key it accepts and a
@@ -15,6 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use iot_sdk::sim::Faults;
+use iot_sdk::sim::sepolo::SepoloSimulator;
 use iot_sdk::sim::sgt::SgtSimulator;
 use iot_sdk::sim::siliconwit::{Plan, SiliconWitSimulator};
 
@@ -23,6 +26,7 @@ usage: simulator <VENDOR> [options]
 
 vendors:
   sgt                  the SGT Systems API (/v1 and /oauth2/token)
+  sepolo               the Sepolo API (/api/v1; the key has every scope)
   siliconwit           the SiliconWit API (/v1; keys start with swk_)
 
 options:
@@ -30,6 +34,7 @@ options:
   --key KEY            API key to accept (default: the vendor's simulator key)
   --tenant TENANT      tenant the key is bound to (sgt; default acme-industries)
   --fleet N            generated devices beside the fixtures' (sgt; default 50)
+  --size N             generated assets beside the fixtures' (sepolo; default 50)
   --devices N          devices of the account (siliconwit; default 5)
   --plan PLAN          starter, business, scale or free (siliconwit; default starter)
   --fault-rate F       fraction of requests answered 500/502/503, 0.0 to 1.0 (default 0)
@@ -43,6 +48,7 @@ struct Options {
     key: Option<String>,
     tenant: Option<String>,
     fleet: Option<usize>,
+    size: Option<usize>,
     devices: Option<usize>,
     plan: Option<String>,
     fault_rate: f64,
@@ -71,6 +77,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     value()?
                         .parse()
                         .map_err(|_| "--fleet must be a whole number".to_owned())?,
+                );
+            }
+            "--size" => {
+                opts.size = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--size must be a whole number".to_owned())?,
                 );
             }
             "--devices" => {
@@ -151,9 +164,51 @@ async fn run_sgt(opts: Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+async fn run_sepolo(opts: Options) -> ExitCode {
+    if opts.tenant.is_some() || opts.fleet.is_some() || opts.devices.is_some() || opts.plan.is_some() {
+        eprintln!("error: --tenant, --fleet, --devices and --plan are for other vendors; sepolo takes --size\n\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let mut builder = SepoloSimulator::builder()
+        .port(opts.port)
+        .faults(faults(&opts));
+    if let Some(key) = &opts.key {
+        builder = builder.api_key(key);
+    }
+    if let Some(size) = opts.size {
+        builder = builder.organization_size(size);
+    }
+    let sim = match builder.start().await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("could not start the Sepolo simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Sepolo simulator");
+    println!("  base URL:  {} (the API is under /api/v1)", sim.base_url());
+    println!("  API key:   {}", sim.api_key());
+    println!();
+    println!(
+        "curl -sS '{}/api/v1/assets?pageSize=20' -H 'X-Sepolo-Api-Key: {}'",
+        sim.base_url(),
+        sim.api_key()
+    );
+    println!();
+    println!("Serving until Ctrl-C.");
+    wait_for_ctrl_c().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    println!(
+        "Stopped after {} requests ({} faults injected, {} rate limited).",
+        stats.requests, stats.faults_injected, stats.rate_limited
+    );
+    ExitCode::SUCCESS
+}
+
 async fn run_siliconwit(opts: Options) -> ExitCode {
-    if opts.tenant.is_some() || opts.fleet.is_some() {
-        eprintln!("error: --tenant and --fleet are for sgt; siliconwit takes --devices\n\n{USAGE}");
+    if opts.tenant.is_some() || opts.fleet.is_some() || opts.size.is_some() {
+        eprintln!("error: --tenant, --fleet and --size are for other vendors; siliconwit takes --devices\n\n{USAGE}");
         return ExitCode::from(2);
     }
     let plan = match opts.plan.as_deref().map(|p| (p, Plan::named(p))) {
@@ -234,12 +289,10 @@ async fn main() -> ExitCode {
     };
     match vendor.as_str() {
         "sgt" => run_sgt(opts).await,
+        "sepolo" => run_sepolo(opts).await,
         "siliconwit" => run_siliconwit(opts).await,
-        // The Sepolo simulator is added here as it lands.
         other => {
-            eprintln!(
-                "error: unknown vendor '{other}'; this build simulates: sgt, siliconwit (sepolo is not available yet)"
-            );
+            eprintln!("error: unknown vendor '{other}'; this build simulates: sgt, sepolo, siliconwit");
             ExitCode::from(2)
         }
     }

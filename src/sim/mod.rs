@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod sepolo;
 pub mod sgt;
 pub mod siliconwit;
 
@@ -703,6 +704,43 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let (scheme, rest) = value.trim().split_once(' ')?;
     let token = rest.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tagged cursors (vendor-neutral; first used by the Sepolo simulator)
+// ---------------------------------------------------------------------------------------------
+
+/// Encodes a position in a list of `kind` as an opaque cursor: [`encode_cursor`] of
+/// `kind:position`, so a cursor of one list is refused by another.
+pub(crate) fn tagged_cursor(kind: &str, position: &str) -> String {
+    encode_cursor(&format!("{kind}:{position}"))
+}
+
+impl Params {
+    /// Parameter `name` as a cursor made by [`tagged_cursor`] for `kind`: its position, `None`
+    /// when absent, or an error for anything this list did not issue.
+    pub(crate) fn tagged_cursor(
+        &self,
+        name: &str,
+        kind: &str,
+    ) -> Result<Option<String>, ParamError> {
+        let Some(raw) = self.one(name)? else {
+            return Ok(None);
+        };
+        decode_cursor(raw)
+            .and_then(|s| {
+                s.strip_prefix(kind)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .map(str::to_owned)
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                ParamError::new(
+                    name,
+                    format!("Parameter '{name}' is not a cursor this list issued."),
+                )
+            })
+    }
 }
 
 #[cfg(test)]
