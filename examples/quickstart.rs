@@ -1,10 +1,11 @@
 //! The quickstart: one section per vendor.
 //!
 //! - SGT Systems: list devices, read one, query aggregated telemetry, show rate-limit state.
+//! - Sepolo: identity and scopes, assets, one device's telemetry.
 //! - SiliconWit: plan and usage, devices, latest readings.
 //!
-//! Each section uses the real API when its key is set (`SGT_API_KEY`, `SILICONWIT_API_KEY`) and
-//! the built-in simulator otherwise:
+//! Each section uses the real API when its key is set (`SGT_API_KEY`, `SEPOLO_API_KEY`,
+//! `SILICONWIT_API_KEY`) and the built-in simulator otherwise:
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -13,10 +14,12 @@
 
 #[path = "common/mod.rs"]
 mod common;
-#[path = "common/sgt.rs"]
-mod sgt_env;
+#[path = "common/quickstart_sepolo.rs"]
+mod quickstart_sepolo;
 #[path = "common/quickstart_siliconwit.rs"]
 mod quickstart_siliconwit;
+#[path = "common/sgt.rs"]
+mod sgt_env;
 
 use chrono::{Duration, Utc};
 use futures::TryStreamExt;
@@ -25,6 +28,8 @@ use iot_sdk::sgt::{AggregateFn, DeviceStatus, Interval};
 #[tokio::main]
 async fn main() -> Result<(), iot_sdk::Error> {
     sgt_section().await?;
+    println!();
+    quickstart_sepolo::section().await?;
     println!();
     quickstart_siliconwit::section().await?;
     Ok(())

@@ -165,8 +165,14 @@ async fn run_sgt(opts: Options) -> ExitCode {
 }
 
 async fn run_sepolo(opts: Options) -> ExitCode {
-    if opts.tenant.is_some() || opts.fleet.is_some() || opts.devices.is_some() || opts.plan.is_some() {
-        eprintln!("error: --tenant, --fleet, --devices and --plan are for other vendors; sepolo takes --size\n\n{USAGE}");
+    if opts.tenant.is_some()
+        || opts.fleet.is_some()
+        || opts.devices.is_some()
+        || opts.plan.is_some()
+    {
+        eprintln!(
+            "error: --tenant, --fleet, --devices and --plan are for other vendors; sepolo takes --size\n\n{USAGE}"
+        );
         return ExitCode::from(2);
     }
     let mut builder = SepoloSimulator::builder()
@@ -208,7 +214,9 @@ async fn run_sepolo(opts: Options) -> ExitCode {
 
 async fn run_siliconwit(opts: Options) -> ExitCode {
     if opts.tenant.is_some() || opts.fleet.is_some() || opts.size.is_some() {
-        eprintln!("error: --tenant, --fleet and --size are for other vendors; siliconwit takes --devices\n\n{USAGE}");
+        eprintln!(
+            "error: --tenant, --fleet and --size are for other vendors; siliconwit takes --devices\n\n{USAGE}"
+        );
         return ExitCode::from(2);
     }
     let plan = match opts.plan.as_deref().map(|p| (p, Plan::named(p))) {
@@ -292,7 +300,9 @@ async fn main() -> ExitCode {
         "sepolo" => run_sepolo(opts).await,
         "siliconwit" => run_siliconwit(opts).await,
         other => {
-            eprintln!("error: unknown vendor '{other}'; this build simulates: sgt, sepolo, siliconwit");
+            eprintln!(
+                "error: unknown vendor '{other}'; this build simulates: sgt, sepolo, siliconwit"
+            );
             ExitCode::from(2)
         }
     }

@@ -2,9 +2,17 @@
 //!
 //! Each simulator is a real HTTP server on `127.0.0.1` (an ephemeral port unless one is given),
 //! running on the caller's tokio runtime, that implements every endpoint of its vendor's spec
-//! with the spec's envelopes, error bodies, limits and headers. Point a client's base URL at
-//! [`sgt::SgtSimulator::base_url`] and it behaves like the real API, offline and deterministic
-//! for a given seed.
+//! with the spec's envelopes, error bodies, limits and headers:
+//!
+//! | simulator | serves | seeded from |
+//! |---|---|---|
+//! | [`sgt::SgtSimulator`] | `/v1/…` and `/oauth2/token` | `fixtures/sgt/` plus a generated fleet |
+//! | [`sepolo::SepoloSimulator`] | `/api/v1/…`, with per-key scopes | `fixtures/sepolo/` plus a generated organization |
+//! | [`siliconwit::SiliconWitSimulator`] | `/v1/…`, with plans, retention and daily quotas | `fixtures/siliconwit/` plus a generated account |
+//!
+//! Point a client's base URL at the simulator's `base_url()` and it behaves like the real API,
+//! offline and deterministic for a given seed. `cargo run --example simulator -- <vendor>` serves
+//! one until Ctrl-C, for curl or any other language.
 //!
 //! What every simulator shares, from this module:
 //!
@@ -13,7 +21,8 @@
 //!   processing: an injected error or a dropped connection never changes the simulator's state,
 //!   so a client that retries it can still be checked for exactly-once effects.
 //! - Rate limits with real headers: token buckets keyed by (credential, bucket), scaled for tests
-//!   by a `rate_limit_scale` factor, answering `429` with `Retry-After` when exceeded.
+//!   by a `rate_limit_scale` factor, answering `429` with `Retry-After` when exceeded; daily
+//!   quotas that reset at midnight UTC (SiliconWit).
 //! - [`Stats`]: counters of what the server saw.
 //!
 //! The server stops when its handle is dropped, or gracefully with `shutdown().await`.
