@@ -466,7 +466,7 @@ pub struct UpdateDevice {
 
 impl UpdateDevice {
     /// Only update if the device's ETag is still `etag`; otherwise the call fails with a
-    /// conflict ([`Error::is_conflict`]). With it, the call is safe to retry.
+    /// conflict ([`crate::Error::is_conflict`]). With it, the call is safe to retry.
     pub fn if_match(mut self, etag: impl Into<String>) -> Self {
         self.if_match = Some(etag.into());
         self
