@@ -249,6 +249,8 @@ impl Request {
 pub(crate) struct Response {
     pub(crate) body: Vec<u8>,
     pub(crate) meta: ResponseMeta,
+    /// The credential the request carried, so that error text echoing it can be redacted.
+    key: Option<ApiKey>,
 }
 
 /// The settings of a client, shared by the vendor builders.
@@ -781,10 +783,14 @@ impl Transport {
             "response",
         );
         if status.is_success() {
-            return Ok(Ok(Response { body, meta }));
+            return Ok(Ok(Response {
+                body,
+                meta,
+                key: key.clone(),
+            }));
         }
         let retry_after = meta.rate_limit.retry_after;
-        let error = self.api_error(status, &headers, &body, meta);
+        let error = self.api_error(status, &headers, &body, meta, key.as_ref());
         Ok(Err(Failed {
             failure: Failure::Status(status.as_u16()),
             error: error.into(),
@@ -848,8 +854,10 @@ impl Transport {
         headers: &HeaderMap,
         body: &[u8],
         meta: ResponseMeta,
+        key: Option<&ApiKey>,
     ) -> ApiError {
         let auth = &self.inner.auth;
+        let redact = |text: &str| redact(auth, key, text);
         let parsed = parse_error_body(body);
         let reason = status.canonical_reason().unwrap_or("error").to_owned();
         let (code, message, details, body_request_id, body_snippet) = match parsed {
@@ -858,14 +866,14 @@ impl Transport {
                     || ErrorCode::from_status(status.as_u16()),
                     |c| ErrorCode::parse(&c),
                 ),
-                p.message.map(|m| auth.redact(&m)).unwrap_or(reason),
+                p.message.map(|m| redact(&m)).unwrap_or(reason),
                 p.details,
                 p.request_id,
                 None,
             ),
             None => {
                 let text = String::from_utf8_lossy(body);
-                let snip = auth.redact(&snippet(&text, SNIPPET_LEN));
+                let snip = redact(&snippet(&text, SNIPPET_LEN));
                 let message = if status.is_redirection() {
                     let to = headers
                         .get(LOCATION)
@@ -1090,6 +1098,16 @@ fn request_id_in_body(body: &[u8]) -> Option<String> {
     .find_map(|v| v.as_str().map(str::to_owned))
 }
 
+/// Redacts the client's static key and the credential the request carried (a token from a
+/// token source) from server text that goes into an error.
+fn redact(auth: &Auth, key: Option<&ApiKey>, text: &str) -> String {
+    let text = auth.redact(text);
+    match key {
+        Some(k) if !k.is_empty() => text.replace(k.expose(), "[REDACTED]"),
+        _ => text,
+    }
+}
+
 /// Decodes a success body; an empty body decodes as JSON `null` (so `()` and `Option` work).
 fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool, auth: &Auth) -> Result<T> {
     let body: &[u8] = if resp.body.iter().all(u8::is_ascii_whitespace) {
@@ -1106,8 +1124,13 @@ fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool, auth: &Auth) ->
                 .map_err(|e| (".".to_owned(), e.to_string()))
         });
     result.map_err(|(field_path, message)| {
-        let body_snippet = (!sensitive && !resp.body.is_empty())
-            .then(|| auth.redact(&snippet(&String::from_utf8_lossy(&resp.body), SNIPPET_LEN)));
+        let body_snippet = (!sensitive && !resp.body.is_empty()).then(|| {
+            redact(
+                auth,
+                resp.key.as_ref(),
+                &snippet(&String::from_utf8_lossy(&resp.body), SNIPPET_LEN),
+            )
+        });
         DecodeError {
             status: resp.meta.status,
             request_id: resp.meta.request_id.clone(),
@@ -1117,7 +1140,7 @@ fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool, auth: &Auth) ->
                 .clone()
                 .unwrap_or_else(|| RequestInfo::new("?", "?")),
             field_path,
-            message: auth.redact(&message),
+            message: redact(auth, resp.key.as_ref(), &message),
             body_snippet,
         }
         .into()

@@ -225,3 +225,40 @@ async fn key_never_appears_in_debug_errors_or_traces() {
             .any(|o| o.contains("key [REDACTED] is revoked"))
     );
 }
+
+/// A token from a token source (OAuth2) is redacted from error text too, not only static keys.
+#[tokio::test]
+async fn a_token_source_token_echoed_by_the_server_is_redacted() {
+    #[derive(Debug)]
+    struct Fixed;
+    impl TokenSource for Fixed {
+        fn token(&self) -> BoxFuture<'_, Result<ApiKey>> {
+            Box::pin(async { Ok(ApiKey::new("tok_TOPSECRET_oauth")) })
+        }
+        fn refresh(&self, _: &ApiKey) -> BoxFuture<'_, Result<ApiKey>> {
+            Box::pin(async { Ok(ApiKey::new("tok_TOPSECRET_oauth")) })
+        }
+    }
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/bad"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"code": "invalid_request", "message": "token tok_TOPSECRET_oauth is malformed"}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/garbled"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string("{\"you_sent\": \"tok_TOPSECRET_oauth\", "),
+        )
+        .mount(&server)
+        .await;
+    let mut b = builder(&server);
+    b.auth(Auth::token_source(Arc::new(Fixed)));
+    let t = b.build().unwrap();
+    for p in ["bad", "garbled"] {
+        let err = t.send_json::<Value>(get(&[p])).await.unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("TOPSECRET"), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
+}
