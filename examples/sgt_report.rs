@@ -41,7 +41,7 @@ async fn main() -> Result<(), iot_sdk::Error> {
         began.elapsed().as_secs_f64()
     );
     match &ready.download_url {
-        Some(url) => println!("download (signed, short-lived): {url}"),
+        Some(url) => println!("download (signed, short-lived): {}", url.expose()),
         None => println!("no download URL in the answer"),
     }
     Ok(())

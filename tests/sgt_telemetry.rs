@@ -294,7 +294,15 @@ async fn export_returns_the_signed_location() {
         )
         .await
         .unwrap();
-    assert!(e.url.starts_with("https://exports.sgtsystems.com/"));
+    assert!(
+        e.url
+            .expose()
+            .starts_with("https://exports.sgtsystems.com/")
+    );
+    assert!(e.url.expose().contains("X-Amz-Signature=4f1c9a2e7b6d3085"));
+    let shown = format!("{e:?}");
+    assert!(!shown.contains("X-Amz-Signature"), "{shown}");
+    assert!(shown.contains("SignedUrl(https://exports.sgtsystems.com/acme-industries/exp_01HW3K9F2XK0M1.csv?[REDACTED])"), "{shown}");
     assert_eq!(e.format, Some(ExportFormat::Csv));
     assert_eq!(e.expires_at, Some(t("2026-05-24T11:30:00Z")));
 }

@@ -145,6 +145,40 @@ pub use webhooks::{
     WebhookSecret, WebhookTestResult, WebhookUpdate, Webhooks,
 };
 
+/// A signed, short-lived download URL (exports, reports). It grants access by itself, so its
+/// `Debug` leaves out the query string that carries the signature; [`SignedUrl::expose`] gives
+/// the whole URL to hand to a downloader.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SignedUrl(String);
+
+impl SignedUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        SignedUrl(url.into())
+    }
+
+    /// The whole URL, signature included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its query string (safe to log).
+    pub fn without_signature(&self) -> &str {
+        self.0.split(['?', '#']).next().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for SignedUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() > self.without_signature().len() {
+            write!(f, "SignedUrl({}?[REDACTED])", self.without_signature())
+        } else {
+            write!(f, "SignedUrl({})", self.0)
+        }
+    }
+}
+
 /// The SGT success envelope: `{data, meta}`.
 #[derive(serde::Deserialize)]
 pub(crate) struct Envelope<T> {

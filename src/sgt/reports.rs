@@ -15,7 +15,7 @@
 //!     .await?
 //!     .wait()
 //!     .await?;
-//! println!("download: {}", report.download_url.unwrap_or_default());
+//! if let Some(url) = &report.download_url { println!("download: {}", url.expose()); }
 //! # Ok(()) }
 //! ```
 //!
@@ -40,7 +40,7 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, ReportId, enveloped};
+use super::{Client, ReportId, SignedUrl, enveloped};
 use crate::call::{Call, CallOptions};
 use crate::error::{ApiError, Error, ErrorCode, RequestInfo, Result, TransportError};
 use crate::transport::{Request, ResponseMeta, Transport};
@@ -87,7 +87,7 @@ pub struct Report {
     pub expected_completion_at: Option<DateTime<Utc>>,
     /// A signed, short-lived download URL, once ready.
     #[serde(default)]
-    pub download_url: Option<String>,
+    pub download_url: Option<SignedUrl>,
     /// When the run was requested.
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
@@ -328,7 +328,7 @@ impl ReportRun {
     /// use iot_sdk::sgt::NewReport;
     /// let run = sgt.reports().create(NewReport::new("alarm_history")).await?;
     /// match run.wait().deadline(Duration::from_secs(120)).await {
-    ///     Ok(report) => println!("{}", report.download_url.unwrap_or_default()),
+    ///     Ok(report) => println!("{:?}", report.download_url),
     ///     Err(e) => eprintln!("no report: {e}"),
     /// }
     /// # Ok(()) }

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, DeviceId, check_limit, enveloped};
+use super::{Client, DeviceId, SignedUrl, check_limit, enveloped};
 use crate::call::{Call, CallOptions};
 use crate::error::{Error, Result, TransportErrorKind};
 use crate::paging::{ItemStream, Page, PageStream};
@@ -188,8 +188,8 @@ open_enum!(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Export {
-    /// The signed URL. It grants access by itself: treat it as a short-lived secret.
-    pub url: String,
+    /// The signed URL. It grants access by itself: its `Debug` hides the signature.
+    pub url: SignedUrl,
     /// When the URL stops working.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
