@@ -255,33 +255,7 @@ impl SepoloSimulatorBuilder {
         self
     }
 
-    /// Faults to inject (default none). They can be changed later with
-    /// [`SepoloSimulator::set_faults`].
-    pub fn faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
-    }
-
-    /// Multiplies the rate limit and burst (default 1.0: 600 a minute, bursts of 120; 100.0 is
-    /// 100 times more permissive; 0.01 makes the limit easy to hit in tests). Must be finite and
-    /// positive.
-    pub fn rate_limit_scale(mut self, scale: f64) -> Self {
-        self.rate_limit_scale = scale;
-        self
-    }
-
-    /// The seed of the generated organization, telemetry and fault decisions (default fixed, so
-    /// two simulators built alike on the same day serve the same data).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// The port on 127.0.0.1 to listen on (default 0: any free port).
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
+    sim_builder_common!(SepoloSimulator);
 
     /// Seeds the data, binds the port and starts serving on the current tokio runtime.
     ///

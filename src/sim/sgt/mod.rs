@@ -155,20 +155,7 @@ impl SgtSimulatorBuilder {
         self
     }
 
-    /// Faults to inject (default none). They can be changed later with
-    /// [`SgtSimulator::set_faults`].
-    pub fn faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
-    }
-
-    /// Multiplies every rate limit and burst (default 1.0, the spec's numbers; 100.0 is 100
-    /// times more permissive; a small value such as 0.05 makes limits easy to hit in tests).
-    /// Must be finite and positive.
-    pub fn rate_limit_scale(mut self, scale: f64) -> Self {
-        self.rate_limit_scale = scale;
-        self
-    }
+    sim_builder_common!(SgtSimulator);
 
     /// How long after its creation a report becomes `ready` (default 2 s).
     pub fn report_delay(mut self, delay: Duration) -> Self {
@@ -180,19 +167,6 @@ impl SgtSimulatorBuilder {
     /// `expires_in` of the token response).
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = ttl;
-        self
-    }
-
-    /// The seed of the generated fleet, events, telemetry and fault decisions (default fixed, so
-    /// two simulators built alike serve the same data).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// The port on 127.0.0.1 to listen on (default 0: any free port).
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
         self
     }
 

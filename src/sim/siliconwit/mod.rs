@@ -268,32 +268,7 @@ impl SiliconWitSimulatorBuilder {
         self
     }
 
-    /// Faults to inject (default none). They can be changed later with
-    /// [`SiliconWitSimulator::set_faults`].
-    pub fn faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
-    }
-
-    /// Multiplies the plan's per-minute and daily limits (default 1.0; 100.0 is 100 times more
-    /// permissive; 0.05 turns the starter's 60 a minute into 3). Must be finite and positive.
-    pub fn rate_limit_scale(mut self, scale: f64) -> Self {
-        self.rate_limit_scale = scale;
-        self
-    }
-
-    /// The seed of the generated devices, alerts, telemetry and fault decisions (default fixed,
-    /// so two simulators built alike serve the same data).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// The port on 127.0.0.1 to listen on (default 0: any free port).
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
+    sim_builder_common!(SiliconWitSimulator);
 
     /// Generates the data, binds the port and starts serving on the current tokio runtime.
     ///
