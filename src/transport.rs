@@ -1006,7 +1006,10 @@ async fn read_body(
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    let expected = resp
+        .content_length()
+        .map_or(0, |n| usize::try_from(n).unwrap_or(max));
+    let mut body = Vec::with_capacity(expected.min(max));
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
@@ -1115,8 +1118,13 @@ fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool, auth: &Auth) ->
     } else {
         &resp.body
     };
+    // Fast path: plain serde_json. Only when that fails is the body decoded again with
+    // serde_path_to_error, which tracks the field path at a cost on every value.
+    if let Ok(v) = serde_json::from_slice::<T>(body) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let result = serde_path_to_error::deserialize(&mut de)
+    let result = serde_path_to_error::deserialize::<_, T>(&mut de)
         .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
         .and_then(|v| {
             de.end()
