@@ -7,40 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::sgt::{setup, sgt_headers};
 use common::*;
 use futures::TryStreamExt;
-use iot_sdk::sgt::{Client, NewReport, ReportStatus};
+use iot_sdk::sgt::{NewReport, ReportStatus};
 use iot_sdk::{Error, ErrorCode, TransportErrorKind};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json as body_is, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-const KEY: &str = "sgt_test_key";
 const ID: &str = "rpt_01HW3K9F2XV7W8";
-
-async fn setup() -> (MockServer, Client) {
-    let server = MockServer::start().await;
-    let client = Client::builder()
-        .api_key(KEY)
-        .tenant("acme-industries")
-        .user_agent("acme-erp-sync/1.4.2")
-        .base_url(format!("{}/v1", server.uri()))
-        .retry_policy(fast_retry())
-        .build()
-        .unwrap();
-    (server, client)
-}
-
-/// Every SGT request carries these.
-fn sgt_headers(m: wiremock::MockBuilder) -> wiremock::MockBuilder {
-    m.and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .and(header("x-sgt-tenant", "acme-industries"))
-        .and(header(
-            "user-agent",
-            concat!("acme-erp-sync/1.4.2 iot-sdk/", env!("CARGO_PKG_VERSION")),
-        ))
-        .and(header("accept", "application/json"))
-}
 
 /// A report run in `status`, as `GET /reports/{id}` would answer.
 fn run(status: &str, expected: Option<DateTime<Utc>>) -> Value {

@@ -3,40 +3,16 @@
 
 mod common;
 
+use common::sgt::{setup, sgt_headers};
 use common::*;
 use futures::TryStreamExt;
 use iot_sdk::Error;
-use iot_sdk::sgt::{Client, NewWebhook, WebhookUpdate};
+use iot_sdk::sgt::{NewWebhook, WebhookUpdate};
 use serde_json::json;
 use wiremock::matchers::{body_json as body_is, header, method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-const KEY: &str = "sgt_test_key";
 const SECRET: &str = "whsec_8f3a1c6e2b9d4f70a5c1e8b3d6f2a9c4";
-
-async fn setup() -> (MockServer, Client) {
-    let server = MockServer::start().await;
-    let client = Client::builder()
-        .api_key(KEY)
-        .tenant("acme-industries")
-        .user_agent("acme-erp-sync/1.4.2")
-        .base_url(format!("{}/v1", server.uri()))
-        .retry_policy(fast_retry())
-        .build()
-        .unwrap();
-    (server, client)
-}
-
-/// Every SGT request carries these.
-fn sgt_headers(m: wiremock::MockBuilder) -> wiremock::MockBuilder {
-    m.and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .and(header("x-sgt-tenant", "acme-industries"))
-        .and(header(
-            "user-agent",
-            concat!("acme-erp-sync/1.4.2 iot-sdk/", env!("CARGO_PKG_VERSION")),
-        ))
-        .and(header("accept", "application/json"))
-}
 
 #[tokio::test]
 async fn list_decodes_the_page() {

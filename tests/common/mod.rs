@@ -1,6 +1,8 @@
 //! Shared helpers for the wiremock tests of the vendor modules.
 #![allow(dead_code)]
 
+pub mod sgt;
+
 use std::time::Duration;
 
 use iot_sdk::RetryPolicy;
