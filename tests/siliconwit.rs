@@ -455,3 +455,34 @@ async fn an_error_in_concurrent_paging_is_yielded_and_ends_it() {
     assert_eq!(got.len(), 2);
     assert!(got[1].as_ref().unwrap_err().is_forbidden());
 }
+
+#[tokio::test]
+async fn a_server_that_repeats_itself_is_stopped_not_followed_to_total() {
+    let (server, sw) = setup().await;
+    // Claims a billion devices but always sends the same one.
+    Mock::given(path("/v1/devices"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"id": "dev_same", "name": "n", "status": "active"}],
+            "pagination": {"total": 1_000_000_000u64, "limit": 1, "offset": 0}
+        })))
+        .mount(&server)
+        .await;
+    let got: Vec<_> =
+        futures::StreamExt::collect::<Vec<_>>(sw.devices().list().limit(1).items()).await;
+    assert_eq!(got.len(), 2, "the device once, then the error");
+    assert!(matches!(got[1], Err(Error::Protocol(_))), "{:?}", got[1]);
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        11,
+        "1 + 10 pages of repeats"
+    );
+
+    // Concurrently: the same, give or take the pages in flight when it stopped.
+    let got: Vec<_> =
+        futures::StreamExt::collect::<Vec<_>>(sw.devices().list().limit(1).concurrent(4).items())
+            .await;
+    assert_eq!(got.len(), 2);
+    assert!(matches!(got[1], Err(Error::Protocol(_))), "{:?}", got[1]);
+    let sent = server.received_requests().await.unwrap().len() - 11;
+    assert!((11..=15).contains(&sent), "{sent} requests");
+}

@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{ApiKey, Auth};
 use crate::call::{Call, CallOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::paging::{FetchPage, ItemStream, Page, PageStream, PageToken};
 use crate::rate_limit::{Bucket, RateLimit};
 use crate::transport::{
@@ -248,7 +248,9 @@ pub trait Identified {
 ///   first, the list is read again sequentially from the start, skipping items already yielded.
 ///
 /// A removal and an insertion between the same two pages that leave `total` unchanged can still
-/// shift one item past a page boundary unseen: offset paging cannot detect that.
+/// shift one item past a page boundary unseen: offset paging cannot detect that. Ten pages in a
+/// row holding nothing new end the stream with [`Error::Protocol`], so a server that repeats
+/// itself under a huge `total` is not followed to the end.
 #[must_use = "a list does nothing until sent or streamed"]
 pub struct OffsetList<T, K> {
     client: Client,
@@ -277,7 +279,13 @@ impl<T, K> fmt::Debug for OffsetList<T, K> {
 struct OffsetState {
     total: Option<u64>,
     seen: HashSet<String>,
+    /// Consecutive pages that held only items already yielded.
+    stale_pages: u32,
 }
+
+/// After this many consecutive pages of nothing but repeats, the server is not making progress
+/// (or is misbehaving): the stream ends with a protocol error instead of paging on to `total`.
+const MAX_STALE_PAGES: u32 = 10;
 
 impl<T, K> OffsetList<T, K>
 where
@@ -382,6 +390,7 @@ where
         let state = Arc::new(Mutex::new(OffsetState {
             total: None,
             seen: HashSet::new(),
+            stale_pages: 0,
         }));
         let start = self.offset;
         let fetch: FetchPage<T> = Arc::new(move |token| {
@@ -414,6 +423,20 @@ where
                     .into_iter()
                     .filter(|i| st.seen.insert(i.id().to_owned()))
                     .collect();
+                st.stale_pages = if fresh.is_empty() && fetched > 0 {
+                    st.stale_pages + 1
+                } else {
+                    0
+                };
+                if st.stale_pages >= MAX_STALE_PAGES {
+                    let mut e = ProtocolError::new(format!(
+                        "{MAX_STALE_PAGES} pages in a row held only items already seen \
+                         (offset {offset} of a total of {total}); stopping"
+                    ));
+                    e.request_id = meta.request_id.clone();
+                    e.request = meta.request.clone();
+                    return Err(e.into());
+                }
                 let end = offset + fetched;
                 let next = (fetched > 0 && end < total).then_some(PageToken::Offset(end));
                 Ok(Page::new(fresh, next, Some(total), meta))
@@ -481,16 +504,33 @@ where
                     .buffered(concurrency);
                 let changed = Arc::new(Mutex::new(false));
                 let flag = changed.clone();
+                let mut stale_pages = 0u32;
                 let pages = rest
-                    .map_ok(move |(items, page_total, meta)| {
+                    .map(move |page| {
+                        let (items, page_total, meta) = page?;
                         if page_total != total {
                             *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
                         }
+                        let fetched = items.len();
                         let fresh: Vec<T> = items
                             .into_iter()
                             .filter(|i| seen.insert(i.id().to_owned()))
                             .collect();
-                        (fresh, page_total, meta)
+                        stale_pages = if fresh.is_empty() && fetched > 0 {
+                            stale_pages + 1
+                        } else {
+                            0
+                        };
+                        if stale_pages >= MAX_STALE_PAGES {
+                            let mut e = ProtocolError::new(format!(
+                                "{MAX_STALE_PAGES} pages in a row held only items already seen \
+                                 (a total of {page_total}); stopping"
+                            ));
+                            e.request_id = meta.request_id.clone();
+                            e.request = meta.request.clone();
+                            return Err(e.into());
+                        }
+                        Ok((fresh, page_total, meta))
                     })
                     // Stop taking concurrent pages as soon as the list is known to have changed.
                     .take_while({
