@@ -262,3 +262,34 @@ async fn a_token_source_token_echoed_by_the_server_is_redacted() {
         assert!(shown.contains("[REDACTED]"), "{shown}");
     }
 }
+
+/// A caller's own `reqwest::Client` is used as given (here: a default header only it sets),
+/// with the SDK's credentials and headers on top.
+#[tokio::test]
+async fn a_custom_reqwest_client_is_used() {
+    let server = MockServer::start().await;
+    Mock::given(header("x-corp-proxy-tag", "finance"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(header("accept", "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!("via custom client")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    catch_all(&server).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-corp-proxy-tag", "finance".parse().unwrap());
+    let custom = reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut b = builder(&server);
+    b.http_client(custom);
+    let (v, _) = b
+        .build()
+        .unwrap()
+        .send_json::<String>(get(&["x"]))
+        .await
+        .unwrap();
+    assert_eq!(v, "via custom client");
+}
