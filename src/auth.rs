@@ -159,16 +159,143 @@ impl Auth {
         }
     }
 
-    /// Replaces every occurrence of the static key in `text` by `[REDACTED]`, for server text that
-    /// goes into an error (a server may echo a header back).
-    pub(crate) fn redact(&self, text: &str) -> String {
+    /// The static key, when there is one (a token source hands out a key per attempt instead).
+    pub(crate) fn static_key(&self) -> Option<&ApiKey> {
         match &self.0 {
-            AuthKind::Bearer(k) | AuthKind::Header(_, k) if !k.is_empty() => {
-                text.replace(k.expose(), "[REDACTED]")
-            }
-            _ => text.to_owned(),
+            AuthKind::Bearer(k) | AuthKind::Header(_, k) => Some(k),
+            AuthKind::Source(_) | AuthKind::None => None,
         }
     }
+}
+
+/// What replaces a secret in server text.
+pub(crate) const REDACTED: &str = "[REDACTED]";
+
+/// The shortest prefix of a secret that is redacted on its own. A server (or a proxy) that echoes
+/// a truncated credential still gives away this much of it; shorter fragments are too common in
+/// ordinary text to replace.
+pub(crate) const MIN_REDACTED_PREFIX: usize = 8;
+
+/// The longest request id kept from a response; a longer one is cut.
+pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Scrubs every credential one request carried out of the text a response sends back, before that
+/// text reaches an error, a [`crate::ResponseMeta`] or a log line.
+///
+/// The secrets are the client's static key, the token an attempt was sent with, and whatever the
+/// request carried in its body (an OAuth2 client secret, refresh token, authorization code or PKCE
+/// verifier). Every occurrence of a secret, and of any prefix of it of [`MIN_REDACTED_PREFIX`]
+/// characters or more (the whole secret when it is shorter), becomes `[REDACTED]`.
+#[derive(Clone, Default)]
+pub(crate) struct Redactor {
+    secrets: Vec<ApiKey>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    /// A redactor for these secrets (empty ones are ignored).
+    pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a ApiKey>) -> Self {
+        let mut r = Redactor::default();
+        for s in secrets {
+            r.add(s);
+        }
+        r
+    }
+
+    /// Adds one more secret.
+    pub(crate) fn add(&mut self, secret: &ApiKey) {
+        if !secret.expose().is_empty()
+            && !self.secrets.iter().any(|k| k.expose() == secret.expose())
+        {
+            self.secrets.push(secret.clone());
+        }
+    }
+
+    /// `text` with every secret, and every prefix of one of [`MIN_REDACTED_PREFIX`] characters or
+    /// more, replaced by `[REDACTED]`.
+    pub(crate) fn text(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            if let Some(clean) = redact_one(&out, secret.expose()) {
+                out = clean;
+            }
+        }
+        out
+    }
+
+    /// A JSON value with every string in it, object keys included, at any depth, redacted.
+    pub(crate) fn value(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        if self.secrets.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(s) => Value::String(self.text(&s)),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.value(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.text(&k), self.value(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// A request id (or another short identifier a server sends back) made safe to show: redacted,
+    /// control characters dropped, at most [`MAX_REQUEST_ID_LEN`] characters. `None` when nothing
+    /// printable is left.
+    pub(crate) fn untrusted_id(&self, raw: &str) -> Option<String> {
+        let clean = self.text(raw.trim());
+        let printable: String = clean
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_REQUEST_ID_LEN)
+            .collect();
+        let printable = printable.trim();
+        (!printable.is_empty()).then(|| printable.to_owned())
+    }
+}
+
+/// Replaces each occurrence of `secret`, or of a prefix of it at least [`MIN_REDACTED_PREFIX`]
+/// bytes long, in `text`. `None` when there was nothing to replace.
+fn redact_one(text: &str, secret: &str) -> Option<String> {
+    let s = secret.as_bytes();
+    let min = s.len().min(MIN_REDACTED_PREFIX);
+    let head = s.get(..min)?;
+    if !contains_bytes(text.as_bytes(), head) {
+        return None;
+    }
+    let t = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0; // bytes of `text` already copied or replaced
+    let mut i = 0;
+    while i < t.len() {
+        let rest = t.get(i..).unwrap_or_default();
+        if rest.starts_with(head) {
+            // Extend the match as far as it follows the secret, then to a character boundary.
+            let mut end = i.saturating_add(rest.iter().zip(s).take_while(|(a, b)| a == b).count());
+            while end < t.len() && !text.is_char_boundary(end) {
+                end = end.saturating_add(1);
+            }
+            out.push_str(text.get(copied..i).unwrap_or_default());
+            out.push_str(REDACTED);
+            copied = end;
+            i = end;
+        } else {
+            i = i.saturating_add(1);
+        }
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    Some(out)
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn header_value(bearer: bool, key: &ApiKey) -> Result<HeaderValue> {
@@ -239,21 +366,66 @@ mod tests {
             Err(Error::Config(_))
         ));
         assert!(!auth.refresh_after_401(&ApiKey::new("x")).await.unwrap());
-        assert_eq!(auth.redact("text"), "text");
         assert_eq!(format!("{auth:?}"), "Auth::None");
     }
 
     #[test]
-    fn debug_and_redact_hide_the_key() {
+    fn debug_hides_the_key() {
         let auth = Auth::header("X-Key", "topsecret").unwrap();
         assert_eq!(format!("{auth:?}"), "Auth::Header(x-key: [REDACTED])");
         assert_eq!(
-            auth.redact("echo: topsecret!"),
-            "echo: [REDACTED]!".to_owned()
-        );
-        assert_eq!(
             format!("{:?}", Auth::bearer("topsecret")),
             "Auth::Bearer([REDACTED])"
+        );
+        assert_eq!(
+            format!("{:?}", Redactor::new([&ApiKey::new("topsecret")])),
+            "Redactor(1 secrets)"
+        );
+    }
+
+    #[test]
+    fn redactor_replaces_the_secret_and_its_long_prefixes() {
+        let key = ApiKey::new("sgt_live_TOPSECRET");
+        let r = Redactor::new([&key, &ApiKey::new(""), &key]);
+        assert_eq!(r.text("echo: sgt_live_TOPSECRET!"), "echo: [REDACTED]!");
+        // A prefix of 8 characters or more is redacted; a shorter one is ordinary text.
+        assert_eq!(r.text("key sgt_live_TOP…"), "key [REDACTED]…");
+        assert_eq!(r.text("key sgt_live"), "key [REDACTED]");
+        assert_eq!(r.text("key sgt_liv"), "key sgt_liv");
+        assert_eq!(
+            r.text("a sgt_live_TOPSECRETsgt_live_"),
+            "a [REDACTED][REDACTED]"
+        );
+        assert_eq!(r.text(""), "");
+        // A short secret is redacted whole, not by prefix.
+        let short = Redactor::new([&ApiKey::new("k3y")]);
+        assert_eq!(short.text("a k3y and k3"), "a [REDACTED] and k3");
+        // Multi-byte text around and inside the secret.
+        let uni = Redactor::new([&ApiKey::new("clé-secrète-ßß")]);
+        assert_eq!(uni.text("é clé-secrète-ß é"), "é [REDACTED] é");
+        assert_eq!(uni.text("clé-secrète-ßß"), "[REDACTED]");
+    }
+
+    #[test]
+    fn redactor_cleans_json_at_any_depth_and_ids() {
+        let r = Redactor::new([&ApiKey::new("sgt_live_TOPSECRET")]);
+        let v = serde_json::json!({
+            "sgt_live_TOPSECRET": [{"deep": {"x": "Bearer sgt_live_TOPSECRET"}}, 1, null],
+        });
+        assert_eq!(
+            r.value(v),
+            serde_json::json!({"[REDACTED]": [{"deep": {"x": "Bearer [REDACTED]"}}, 1, null]})
+        );
+        assert_eq!(r.untrusted_id(" req_1 "), Some("req_1".to_owned()));
+        assert_eq!(r.untrusted_id("a\nb\u{7}c"), Some("abc".to_owned()));
+        assert_eq!(r.untrusted_id("\r\n"), None);
+        assert_eq!(
+            r.untrusted_id("id-sgt_live_TOPSECRET"),
+            Some("id-[REDACTED]".to_owned())
+        );
+        assert_eq!(
+            r.untrusted_id(&"x".repeat(1000)).map(|s| s.len()),
+            Some(MAX_REQUEST_ID_LEN)
         );
     }
 }

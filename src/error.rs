@@ -23,6 +23,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::rate_limit::RateLimit;
+use crate::retry;
 
 /// `Result<T, iot_sdk::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -96,12 +97,16 @@ impl Error {
         self.api().and_then(ApiError::retry_after)
     }
 
-    /// Whether trying the same call again later may succeed: 429, 5xx, connect failures and
-    /// timeouts. This ignores idempotency; the SDK's own retry loop also checks that.
+    /// Whether trying the same call again later may succeed: 429, 500, 502, 503, 504, connect
+    /// failures, timeouts and resets; never a body over the size cap. This ignores idempotency (the
+    /// SDK's own retry loop also checks that) and is decided by the same classification as that
+    /// loop, so the two never disagree.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(e) => e.is_retryable(),
-            Error::Transport(e) => e.kind() != TransportErrorKind::ResponseTooLarge,
+            Error::Transport(e) => {
+                retry::is_retryable(retry::Failure::of_transport(e.kind()), true, &[])
+            }
             #[cfg(feature = "sgt")]
             Error::Ingest(e) => e.error().is_some_and(Error::is_retryable),
             _ => false,
@@ -349,9 +354,10 @@ impl ApiError {
         self.attempts
     }
 
-    /// 429 and 5xx.
+    /// 429, 500, 502, 503 and 504: the statuses the SDK's retry loop retries (the 5xx ones only
+    /// for idempotent calls, unless the vendor promises otherwise).
     pub fn is_retryable(&self) -> bool {
-        self.status == 429 || (500..=599).contains(&self.status)
+        retry::is_retryable(retry::Failure::Status(self.status), true, &[])
     }
 
     /// For a 403, the scope the server says the key lacks, parsed from a message such as
@@ -624,11 +630,11 @@ pub(crate) fn snippet(text: &str, max: usize) -> String {
     if trimmed.len() <= max {
         return trimmed.to_owned();
     }
-    let mut end = max;
-    while !trimmed.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut s = trimmed[..end].to_owned();
+    let end = (0..=max)
+        .rev()
+        .find(|&i| trimmed.is_char_boundary(i))
+        .unwrap_or(0);
+    let mut s = trimmed.get(..end).unwrap_or_default().to_owned();
     s.push('…');
     s
 }

@@ -61,6 +61,9 @@
     allow(dead_code, unused_macros)
 )]
 #![forbid(unsafe_code)]
+// Numbers from a server or a caller (offsets, totals, counts, header values) must never make an
+// operation panic on overflow: every integer operation in the library is checked or saturating.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -73,6 +76,7 @@ pub mod paging;
 pub mod rate_limit;
 pub mod retry;
 #[cfg(feature = "sim")]
+#[allow(clippy::arithmetic_side_effects)] // test servers, not reachable from a client
 pub mod sim;
 pub(crate) mod transport;
 mod window;

@@ -45,6 +45,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use crate::error::TransportErrorKind;
+
 /// How a call is retried. Set per client, and per call where a builder offers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -164,6 +166,9 @@ fn full_jitter(envelope: Duration) -> Duration {
 }
 
 /// What went wrong on one attempt, as far as retrying is concerned.
+///
+/// This one classification decides both whether the SDK's own loop tries again and what
+/// [`crate::Error::is_retryable`] tells the caller, so the two cannot disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// The server answered with this status.
@@ -172,6 +177,21 @@ pub(crate) enum Failure {
     Connect,
     /// Timeout or reset after the request may have been sent.
     AfterSend,
+    /// A failure that the same request would meet again (a body over the size cap): never retried.
+    Final,
+}
+
+impl Failure {
+    /// How a transport failure of this kind counts for retrying.
+    pub(crate) fn of_transport(kind: TransportErrorKind) -> Self {
+        match kind {
+            TransportErrorKind::Connect => Failure::Connect,
+            TransportErrorKind::Timeout
+            | TransportErrorKind::Request
+            | TransportErrorKind::Other => Failure::AfterSend,
+            TransportErrorKind::ResponseTooLarge => Failure::Final,
+        }
+    }
 }
 
 /// Whether `failure` is worth another attempt. `safe_statuses` are the 5xx statuses the vendor
@@ -181,7 +201,7 @@ pub(crate) fn is_retryable(failure: Failure, idempotent: bool, safe_statuses: &[
         Failure::Connect => true,
         Failure::Status(429 | 503) => true,
         Failure::Status(s @ (500 | 502 | 504)) => idempotent || safe_statuses.contains(&s),
-        Failure::Status(_) => false,
+        Failure::Status(_) | Failure::Final => false,
         Failure::AfterSend => idempotent,
     }
 }
@@ -239,11 +259,12 @@ impl RetryBudget {
     /// Takes the cost of one retry; `false` (and nothing taken) when there is not enough.
     pub(crate) fn try_acquire(&self) -> bool {
         let mut t = self.lock();
-        if *t >= self.retry_cost {
-            *t -= self.retry_cost;
-            true
-        } else {
-            false
+        match t.checked_sub(self.retry_cost) {
+            Some(left) => {
+                *t = left;
+                true
+            }
+            None => false,
         }
     }
 

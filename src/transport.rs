@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use url::{Host, Url};
 
-use crate::auth::{ApiKey, Auth};
+use crate::auth::{ApiKey, Auth, Redactor};
 use crate::error::{
     ApiError, DecodeError, Error, ErrorCode, RequestInfo, Result, TransportError,
     TransportErrorKind, snippet,
@@ -112,6 +112,9 @@ pub(crate) struct Request {
     sensitive_response: bool,
     authenticate: bool,
     pacing: Option<(&'static str, u32)>,
+    /// Secrets the request carries outside the auth header (an OAuth2 client secret in a form
+    /// body), redacted from whatever the response sends back.
+    secrets: Vec<ApiKey>,
 }
 
 impl Request {
@@ -137,6 +140,7 @@ impl Request {
             sensitive_response: false,
             authenticate: true,
             pacing: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -242,6 +246,13 @@ impl Request {
         self.authenticate = false;
         self
     }
+
+    /// A secret this request carries in its body or query (an OAuth2 client secret, a refresh
+    /// token): like the auth header's key, it is redacted from everything the response sends back.
+    pub(crate) fn secret(mut self, secret: &ApiKey) -> Self {
+        self.secrets.push(secret.clone());
+        self
+    }
 }
 
 /// A success response with its body read.
@@ -249,8 +260,8 @@ impl Request {
 pub(crate) struct Response {
     pub(crate) body: Vec<u8>,
     pub(crate) meta: ResponseMeta,
-    /// The credential the request carried, so that error text echoing it can be redacted.
-    key: Option<ApiKey>,
+    /// The credentials the request carried, so that error text echoing them can be redacted.
+    redactor: Redactor,
 }
 
 /// The settings of a client, shared by the vendor builders.
@@ -559,7 +570,7 @@ impl Transport {
     ) -> Result<(T, ResponseMeta)> {
         let sensitive = req.sensitive_response;
         let resp = self.send(req).await?;
-        let value = decode(&resp, sensitive, &self.inner.auth)?;
+        let value = decode(&resp, sensitive)?;
         Ok((value, resp.meta))
     }
 
@@ -614,7 +625,7 @@ impl Transport {
         let mut reauthenticated = false;
         let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let failed = match self.attempt(req, url, info, attempt).await? {
                 Ok(resp) => {
                     self.inner.budget.on_success();
@@ -728,6 +739,13 @@ impl Transport {
             rb = rb.header(name, value);
             key = Some(k);
         }
+        let redactor = Redactor::new(
+            i.auth
+                .static_key()
+                .into_iter()
+                .chain(key.as_ref())
+                .chain(&req.secrets),
+        );
         if let Some((content_type, body)) = &req.body {
             rb = rb
                 .header(CONTENT_TYPE, content_type.clone())
@@ -745,7 +763,8 @@ impl Transport {
         let resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => {
-                let (kind, failure) = classify(&e);
+                let kind = classify(&e);
+                let failure = Failure::of_transport(kind);
                 tracing::debug!(attempt, kind = ?kind, "attempt failed before a response");
                 return Ok(Err(Failed {
                     failure,
@@ -763,7 +782,7 @@ impl Transport {
             Err((kind, msg, source)) => {
                 tracing::debug!(attempt, status = status.as_u16(), "reading the body failed");
                 return Ok(Err(Failed {
-                    failure: Failure::AfterSend,
+                    failure: Failure::of_transport(kind),
                     error: transport_error(kind, info, msg, source),
                     retry_after: None,
                     key,
@@ -771,7 +790,7 @@ impl Transport {
             }
         };
 
-        let meta = self.meta(status, &headers, &body, info, attempt, received);
+        let meta = self.meta(status, &headers, &body, info, attempt, received, &redactor);
         if let Some(pacer) = &i.pacer {
             pacer.observe(bucket.0, &meta.rate_limit);
         }
@@ -786,11 +805,11 @@ impl Transport {
             return Ok(Ok(Response {
                 body,
                 meta,
-                key: key.clone(),
+                redactor,
             }));
         }
         let retry_after = meta.rate_limit.retry_after;
-        let error = self.api_error(status, &headers, &body, meta, key.as_ref());
+        let error = api_error(status, &headers, &body, meta, &redactor);
         Ok(Err(Failed {
             failure: Failure::Status(status.as_u16()),
             error: error.into(),
@@ -799,6 +818,7 @@ impl Transport {
         }))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn meta(
         &self,
         status: StatusCode,
@@ -807,12 +827,14 @@ impl Transport {
         info: &RequestInfo,
         attempt: u32,
         received: SystemTime,
+        redactor: &Redactor,
     ) -> ResponseMeta {
+        // Header values are visible ASCII (`to_str`), but may still echo a credential.
         let text = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(|s| s.trim().to_owned())
+                .map(|s| redactor.text(s.trim()))
                 .filter(|s| !s.is_empty())
         };
         let rate_limit = RateLimit::from_headers(headers, received);
@@ -821,12 +843,16 @@ impl Transport {
         }
         let meta = ResponseMeta {
             status: status.as_u16(),
-            request_id: text("x-request-id").or_else(|| request_id_in_body(body)),
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|id| redactor.untrusted_id(id))
+                .or_else(|| request_id_in_body(body).and_then(|id| redactor.untrusted_id(&id))),
             rate_limit,
             etag: headers
                 .get(ETAG)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+                .map(|e| redactor.text(e)),
             deprecation: text("deprecation"),
             sunset: text("sunset"),
             attempts: attempt,
@@ -847,68 +873,77 @@ impl Transport {
         }
         meta
     }
+}
 
-    fn api_error(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: &[u8],
-        meta: ResponseMeta,
-        key: Option<&ApiKey>,
-    ) -> ApiError {
-        let auth = &self.inner.auth;
-        let redact = |text: &str| redact(auth, key, text);
-        let parsed = parse_error_body(body);
-        let reason = status.canonical_reason().unwrap_or("error").to_owned();
-        let (code, message, details, body_request_id, body_snippet) = match parsed {
-            Some(p) => (
-                p.code.map_or_else(
-                    || ErrorCode::from_status(status.as_u16()),
-                    |c| ErrorCode::parse(&c),
-                ),
-                p.message.map(|m| redact(&m)).unwrap_or(reason),
-                p.details,
-                p.request_id,
-                None,
-            ),
-            None => {
-                let text = String::from_utf8_lossy(body);
-                let snip = redact(&snippet(&text, SNIPPET_LEN));
-                let message = if status.is_redirection() {
-                    let to = headers
-                        .get(LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|l| Url::parse(l).ok())
-                        .map(|u| u.origin().ascii_serialization())
-                        .unwrap_or_else(|| "another location".to_owned());
-                    format!(
-                        "redirect to {to} not followed: credentials are never sent to another origin"
-                    )
-                } else {
-                    reason
-                };
-                (
-                    ErrorCode::from_status(status.as_u16()),
-                    message,
-                    None,
-                    None,
-                    (!snip.is_empty()).then_some(snip),
+/// The longest vendor message kept in an [`ApiError`]; a longer one is cut.
+const MAX_MESSAGE_LEN: usize = 2048;
+
+/// Turns an error response into an [`ApiError`]. Everything taken from the response (code,
+/// message, details, request id, body snippet, redirect target) is redacted of the request's
+/// credentials first, and cut to length only after that.
+fn api_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    meta: ResponseMeta,
+    redactor: &Redactor,
+) -> ApiError {
+    let parsed = parse_error_body(body);
+    let reason = status.canonical_reason().unwrap_or("error").to_owned();
+    let status_code = || ErrorCode::from_status(status.as_u16());
+    let (code, message, details, body_request_id, body_snippet) = match parsed {
+        Some(p) => (
+            p.code
+                .and_then(|c| redactor.untrusted_id(&c))
+                .map_or_else(status_code, |c| ErrorCode::parse(&c)),
+            p.message
+                .map(|m| snippet(&redactor.text(&m), MAX_MESSAGE_LEN))
+                .unwrap_or(reason),
+            p.details.map(|d| redactor.value(d)),
+            p.request_id.and_then(|id| redactor.untrusted_id(&id)),
+            None,
+        ),
+        None => {
+            let snip = body_snippet(body, redactor);
+            let message = if status.is_redirection() {
+                let to = headers
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| Url::parse(l).ok())
+                    .map(|u| redactor.text(&u.origin().ascii_serialization()))
+                    .unwrap_or_else(|| "another location".to_owned());
+                format!(
+                    "redirect to {to} not followed: credentials are never sent to another origin"
                 )
-            }
-        };
-        ApiError {
-            status: status.as_u16(),
-            code,
-            message,
-            details,
-            request_id: meta.request_id.or(body_request_id),
-            retry_after: meta.rate_limit.retry_after,
-            rate_limit: meta.rate_limit,
-            request: meta.request.unwrap_or_else(|| RequestInfo::new("?", "?")),
-            body_snippet,
-            attempts: meta.attempts,
+            } else {
+                reason
+            };
+            (status_code(), message, None, None, snip)
         }
+    };
+    ApiError {
+        status: status.as_u16(),
+        code,
+        message,
+        details,
+        request_id: meta.request_id.or(body_request_id),
+        retry_after: meta.rate_limit.retry_after,
+        rate_limit: meta.rate_limit,
+        request: meta.request.unwrap_or_else(|| RequestInfo::new("?", "?")),
+        body_snippet,
+        attempts: meta.attempts,
     }
+}
+
+/// The start of a body as text for an error, redacted *before* it is cut, so that a credential
+/// crossing the cut cannot survive in part. `None` for an empty body.
+fn body_snippet(body: &[u8], redactor: &Redactor) -> Option<String> {
+    // Only the start is shown; what lies far beyond the cut cannot reach the snippet.
+    const SCAN: usize = 64 * 1024;
+    let head = body.get(..body.len().min(SCAN)).unwrap_or(body);
+    let text = redactor.text(&String::from_utf8_lossy(head));
+    let snip = snippet(&text, SNIPPET_LEN);
+    (!snip.is_empty()).then_some(snip)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -925,26 +960,35 @@ pub(crate) fn env_required(get: &dyn Fn(&str) -> Option<String>, name: &str) -> 
     env_value(get, name).ok_or_else(|| Error::config(format!("{name} is not set")))
 }
 
-/// Refuses path segments that would change the path's meaning or vanish.
+/// Refuses path segments that would change the path's meaning or vanish: empty, `.` and `..`
+/// (dot segments, which URL parsing removes), and any ASCII control character (U+0000 to U+001F
+/// and U+007F). Control characters are refused rather than encoded because URL parsing silently
+/// *drops* tab, CR and LF, so `".\t."` would become `..` and `"a\tb"` another id `ab`; no vendor
+/// issues ids with control characters, so one is a sign of corrupted or injected input. Every
+/// other character is percent-encoded as part of exactly one segment.
 pub(crate) fn check_segment(s: &str) -> Result<()> {
     match s {
         "" => Err(Error::invalid_input("an id or path segment is empty")),
         "." | ".." => Err(Error::invalid_input(format!(
             "`{s}` is not a valid id: it would change the request path"
         ))),
+        _ if s.chars().any(|c| c.is_ascii_control()) => Err(Error::invalid_input(format!(
+            "{:?} is not a valid id: it contains an ASCII control character",
+            snippet(s, 64)
+        ))),
         _ => Ok(()),
     }
 }
 
-fn classify(e: &reqwest::Error) -> (TransportErrorKind, Failure) {
+fn classify(e: &reqwest::Error) -> TransportErrorKind {
     if e.is_connect() {
-        (TransportErrorKind::Connect, Failure::Connect)
+        TransportErrorKind::Connect
     } else if e.is_timeout() {
-        (TransportErrorKind::Timeout, Failure::AfterSend)
+        TransportErrorKind::Timeout
     } else if e.is_request() || e.is_body() {
-        (TransportErrorKind::Request, Failure::AfterSend)
+        TransportErrorKind::Request
     } else {
-        (TransportErrorKind::Other, Failure::AfterSend)
+        TransportErrorKind::Other
     }
 }
 
@@ -1101,18 +1145,8 @@ fn request_id_in_body(body: &[u8]) -> Option<String> {
     .find_map(|v| v.as_str().map(str::to_owned))
 }
 
-/// Redacts the client's static key and the credential the request carried (a token from a
-/// token source) from server text that goes into an error.
-fn redact(auth: &Auth, key: Option<&ApiKey>, text: &str) -> String {
-    let text = auth.redact(text);
-    match key {
-        Some(k) if !k.is_empty() => text.replace(k.expose(), "[REDACTED]"),
-        _ => text,
-    }
-}
-
 /// Decodes a success body; an empty body decodes as JSON `null` (so `()` and `Option` work).
-fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool, auth: &Auth) -> Result<T> {
+fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool) -> Result<T> {
     let body: &[u8] = if resp.body.iter().all(u8::is_ascii_whitespace) {
         b"null"
     } else {
@@ -1131,14 +1165,8 @@ fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool, auth: &Auth) ->
                 .map(|()| v)
                 .map_err(|e| (".".to_owned(), e.to_string()))
         });
+    let redactor = &resp.redactor;
     result.map_err(|(field_path, message)| {
-        let body_snippet = (!sensitive && !resp.body.is_empty()).then(|| {
-            redact(
-                auth,
-                resp.key.as_ref(),
-                &snippet(&String::from_utf8_lossy(&resp.body), SNIPPET_LEN),
-            )
-        });
         DecodeError {
             status: resp.meta.status,
             request_id: resp.meta.request_id.clone(),
@@ -1147,9 +1175,14 @@ fn decode<T: DeserializeOwned>(resp: &Response, sensitive: bool, auth: &Auth) ->
                 .request
                 .clone()
                 .unwrap_or_else(|| RequestInfo::new("?", "?")),
-            field_path,
-            message: redact(auth, resp.key.as_ref(), &message),
-            body_snippet,
+            // A path can name a map key and serde's message can quote a value: both are server text.
+            field_path: snippet(&redactor.text(&field_path), SNIPPET_LEN),
+            message: snippet(&redactor.text(&message), SNIPPET_LEN),
+            body_snippet: if sensitive {
+                None
+            } else {
+                body_snippet(&resp.body, redactor)
+            },
         }
         .into()
     })

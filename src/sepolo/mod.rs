@@ -106,15 +106,16 @@ id_type!(
     ""
 );
 
-/// Sepolo's list envelope: `{data, nextCursor, hasMore}`.
+/// Sepolo's list envelope: `{data, nextCursor, hasMore}`. `data` and `hasMore` are in every
+/// list response of the spec and are required: a `200` of `{}` or `{"message": "maintenance"}` is
+/// a decode error naming the missing field, never a silently empty last page. `nextCursor` is
+/// `null` on the last page.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope<T> {
-    #[serde(default = "Vec::new")]
     data: Vec<T>,
     #[serde(default)]
     next_cursor: Option<String>,
-    #[serde(default)]
     has_more: bool,
 }
 

@@ -59,9 +59,9 @@ impl ServicePerformance {
     /// Adds another window's totals to this one (windows do not overlap, so counts and costs
     /// add up).
     fn add(&mut self, other: &ServicePerformance) {
-        self.total_visits += other.total_visits;
-        self.completed_visits += other.completed_visits;
-        self.open_visits += other.open_visits;
+        self.total_visits = self.total_visits.saturating_add(other.total_visits);
+        self.completed_visits = self.completed_visits.saturating_add(other.completed_visits);
+        self.open_visits = self.open_visits.saturating_add(other.open_visits);
         self.estimated_cost += other.estimated_cost;
         self.actual_cost += other.actual_cost;
     }

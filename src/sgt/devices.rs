@@ -320,9 +320,9 @@ impl Devices {
     {
         let id = id.into();
         let attempts = attempts.max(1);
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let current = self.get(&id).await?;
             let Some(update) = change(&current) else {
                 return Ok(current);

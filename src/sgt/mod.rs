@@ -179,39 +179,43 @@ impl std::fmt::Debug for SignedUrl {
     }
 }
 
-/// The SGT success envelope: `{data, meta}`.
+/// The SGT success envelope of a single object: `{data, meta}` (`data` required; the metadata
+/// the SDK reads comes from the headers).
 #[derive(serde::Deserialize)]
 pub(crate) struct Envelope<T> {
     pub(crate) data: T,
-    #[serde(default)]
-    pub(crate) meta: EnvelopeMeta,
 }
 
-#[derive(serde::Deserialize, Default)]
-pub(crate) struct EnvelopeMeta {
-    #[serde(default)]
-    pub(crate) pagination: Option<Pagination>,
+/// The SGT list envelope: `{data: [...], meta: {pagination: {next, has_more}}}`. The spec says
+/// every list response carries `meta.pagination`, so `data`, `meta`, `pagination` and `has_more`
+/// are required: a `200` without them is a decode error naming the missing field, never a
+/// silently empty last page.
+#[derive(serde::Deserialize)]
+pub(crate) struct ListEnvelope<T> {
+    data: Vec<T>,
+    meta: ListMeta,
 }
 
-impl<T: DeserializeOwned + Send + 'static> CursorEnvelope<T> for Envelope<Vec<T>> {
+#[derive(serde::Deserialize)]
+struct ListMeta {
+    pagination: Pagination,
+}
+
+impl<T: DeserializeOwned + Send + 'static> CursorEnvelope<T> for ListEnvelope<T> {
     fn into_page(self) -> (Vec<T>, Option<String>) {
         // `has_more` without `next` becomes an empty cursor, which the pager reports as a
         // protocol error rather than silently ending the list.
-        let next = self
-            .meta
-            .pagination
-            .filter(|p| p.has_more)
-            .map(|p| p.next.unwrap_or_default());
+        let p = self.meta.pagination;
+        let next = p.has_more.then(|| p.next.unwrap_or_default());
         (self.data, next)
     }
 }
 
 #[derive(serde::Deserialize)]
-pub(crate) struct Pagination {
+struct Pagination {
     #[serde(default)]
-    pub(crate) next: Option<String>,
-    #[serde(default)]
-    pub(crate) has_more: bool,
+    next: Option<String>,
+    has_more: bool,
 }
 
 /// Sends `req` and unwraps the envelope's `data`.
@@ -342,7 +346,7 @@ impl Client {
         T: DeserializeOwned + Send + 'static,
         Q: Serialize + Send + Sync + 'static,
     {
-        cursor_pages::<T, Envelope<Vec<T>>, Q>(
+        cursor_pages::<T, ListEnvelope<T>, Q>(
             self.transport.clone(),
             segments,
             query,

@@ -504,7 +504,7 @@ impl OAuthClient {
             code_verifier: verifier,
             client_secret: secret,
         };
-        let secrets = [Some(code), Some(verifier), secret];
+        let secrets = [ApiKey::new(code), ApiKey::new(verifier)];
         self.token_request(&form, &secrets).await
     }
 
@@ -531,25 +531,22 @@ impl OAuthClient {
             client_id: &self.config.client_id,
             client_secret: secret,
         };
-        let secrets = [Some(refresh_token.expose()), secret];
-        self.token_request(&form, &secrets).await
+        self.token_request(&form, std::slice::from_ref(&refresh_token))
+            .await
     }
 
-    async fn token_request<F: Serialize>(
-        &self,
-        form: &F,
-        secrets: &[Option<&str>],
-    ) -> Result<TokenSet> {
+    /// Posts a token request. `secrets` (and the client secret) are redacted by the transport
+    /// from anything the response echoes back.
+    async fn token_request<F: Serialize>(&self, form: &F, secrets: &[ApiKey]) -> Result<TokenSet> {
         let url = self.transport.base_url().clone();
-        let req = Request::absolute(Method::POST, url)
+        let mut req = Request::absolute(Method::POST, url)
             .form(form)?
             .without_auth()
             .sensitive_response();
-        let (raw, meta) = self
-            .transport
-            .send_json::<TokenResponse>(req)
-            .await
-            .map_err(|e| scrub(e, secrets))?;
+        for secret in secrets.iter().chain(&self.config.client_secret) {
+            req = req.secret(secret);
+        }
+        let (raw, meta) = self.transport.send_json::<TokenResponse>(req).await?;
         let protocol = |msg: &str| {
             let mut e = ProtocolError::new(msg);
             e.request_id = meta.request_id.clone();
@@ -585,45 +582,6 @@ impl OAuthClient {
             scope: raw.scope,
             token_type,
         })
-    }
-}
-
-/// Removes the request's secrets from whatever server text an error carries.
-fn scrub(err: Error, secrets: &[Option<&str>]) -> Error {
-    let secrets: Vec<&str> = secrets
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|s| !s.is_empty())
-        .collect();
-    let clean = |text: &str| {
-        secrets
-            .iter()
-            .fold(text.to_owned(), |t, s| t.replace(s, "[REDACTED]"))
-    };
-    fn clean_value(v: &mut serde_json::Value, clean: &dyn Fn(&str) -> String) {
-        match v {
-            serde_json::Value::String(s) => *s = clean(s),
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| clean_value(v, clean)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|v| clean_value(v, clean)),
-            _ => {}
-        }
-    }
-    match err {
-        Error::Api(mut a) => {
-            a.message = clean(&a.message);
-            a.body_snippet = a.body_snippet.as_deref().map(clean);
-            if let Some(d) = a.details.as_mut() {
-                clean_value(d, &clean);
-            }
-            Error::Api(a)
-        }
-        Error::Decode(mut d) => {
-            d.message = clean(&d.message);
-            d.body_snippet = d.body_snippet.as_deref().map(clean);
-            Error::Decode(d)
-        }
-        other => other,
     }
 }
 
@@ -764,26 +722,5 @@ mod tests {
         assert!(check_verifier(&"a".repeat(129)).is_err());
         assert!(check_verifier(&format!("{}+", "a".repeat(42))).is_err());
         assert!(check_verifier(&format!("{}-._~", "A0".repeat(20))).is_ok());
-    }
-
-    #[test]
-    fn scrub_removes_secrets_and_ignores_empty_ones() {
-        let e = Error::from(crate::error::ApiError {
-            status: 400,
-            code: crate::ErrorCode::Other("invalid_grant".into()),
-            message: "refresh token rt_secret is revoked".into(),
-            details: Some(serde_json::json!({"token": ["rt_secret"]})),
-            request_id: None,
-            retry_after: None,
-            rate_limit: crate::RateLimit::default(),
-            request: crate::RequestInfo::new("POST", "/oauth2/token"),
-            body_snippet: Some("rt_secret".into()),
-            attempts: 1,
-        });
-        let e = scrub(e, &[Some("rt_secret"), Some(""), None]);
-        let api = e.api().unwrap();
-        assert_eq!(api.message(), "refresh token [REDACTED] is revoked");
-        assert_eq!(api.details().unwrap()["token"][0], "[REDACTED]");
-        assert_eq!(api.body_snippet(), Some("[REDACTED]"));
     }
 }

@@ -523,7 +523,11 @@ fn first_delay(
     backoff: &mut Backoff,
 ) -> Duration {
     match report.expected_completion_at {
-        Some(at) if at > now => (at - now).to_std().unwrap_or(Duration::ZERO).min(cap),
+        Some(at) if at > now => at
+            .signed_duration_since(now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(cap),
         _ => backoff.next_delay(),
     }
 }
@@ -543,9 +547,9 @@ impl Backoff {
     fn next_delay(&mut self) -> Duration {
         let nominal = self.next.min(self.max);
         self.next = nominal.saturating_mul(2).min(self.max);
-        let half = nominal / 2;
+        let half = nominal.checked_div(2).unwrap_or(Duration::ZERO);
         let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=nanos))
+        half.saturating_add(Duration::from_nanos(fastrand::u64(0..=nanos)))
     }
 }
 

@@ -123,22 +123,22 @@ impl Interval {
 
     /// `n` minutes.
     pub const fn minutes(n: u32) -> Self {
-        Interval(n as i64 * 60)
+        Interval((n as i64).saturating_mul(60))
     }
 
     /// `n` hours.
     pub const fn hours(n: u32) -> Self {
-        Interval(n as i64 * 3600)
+        Interval((n as i64).saturating_mul(3600))
     }
 
     /// `n` days.
     pub const fn days(n: u32) -> Self {
-        Interval(n as i64 * 86_400)
+        Interval((n as i64).saturating_mul(86_400))
     }
 
     /// The width.
     pub fn as_delta(&self) -> TimeDelta {
-        TimeDelta::seconds(self.0)
+        TimeDelta::try_seconds(self.0).unwrap_or(TimeDelta::MAX)
     }
 }
 
@@ -466,8 +466,12 @@ impl AggregateTelemetry {
             )));
         }
         // The largest whole number of intervals that fits in one window.
-        let per_window = MAX_AGGREGATE_WINDOW.num_seconds() / width.num_seconds().max(1);
-        let window = TimeDelta::seconds(per_window * width.num_seconds());
+        let per_window = MAX_AGGREGATE_WINDOW
+            .num_seconds()
+            .checked_div(width.num_seconds().max(1))
+            .unwrap_or(1);
+        let window = TimeDelta::try_seconds(per_window.saturating_mul(width.num_seconds()))
+            .unwrap_or(MAX_AGGREGATE_WINDOW);
 
         #[derive(Serialize)]
         struct Q<'a> {
@@ -783,7 +787,7 @@ impl Ingest {
                             ChunkOutcome::Failed { .. } => stop.store(true, Ordering::SeqCst),
                             ChunkOutcome::NotSent(_) => {}
                         }
-                        let done = done_so_far.fetch_add(n, Ordering::SeqCst) + n;
+                        let done = done_so_far.fetch_add(n, Ordering::SeqCst).saturating_add(n);
                         if let Some(p) = &progress {
                             p(IngestProgress {
                                 accepted: accepted_so_far.load(Ordering::SeqCst),
@@ -814,7 +818,7 @@ impl Ingest {
                     mut rejected,
                     mut unconfirmed,
                 } => {
-                    err.accepted += accepted;
+                    err.accepted = err.accepted.saturating_add(accepted);
                     err.rejected.append(&mut rejected);
                     err.unconfirmed.append(&mut unconfirmed);
                 }
@@ -903,9 +907,14 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
         .map(|e| e.index)
         .filter(|&i| i < n)
         .collect();
-    let accepted = resp.accepted.unwrap_or((n - named.len()) as u64);
-    let consistent = accepted + named.len() as u64 == n as u64
-        && resp.rejected.is_none_or(|r| r == named.len() as u64);
+    let named_count = named.len() as u64;
+    let sent = n as u64;
+    let accepted = resp
+        .accepted
+        .unwrap_or_else(|| sent.saturating_sub(named_count));
+    // A count the server cannot have meant (more than was sent) makes the outcome unconfirmed.
+    let consistent = accepted.checked_add(named_count) == Some(sent)
+        && resp.rejected.is_none_or(|r| r == named_count);
     let mut rejected = Vec::with_capacity(named.len());
     let mut unconfirmed = Vec::new();
     let mut details = resp.errors.into_iter();

@@ -148,8 +148,8 @@ pub struct EffectiveQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TelemetryHistory {
-    /// The readings, newest first as the API sends them.
-    #[serde(rename = "data", default)]
+    /// The readings, newest first as the API sends them (`data`, required).
+    #[serde(rename = "data")]
     pub readings: Vec<Reading>,
     /// The effective query.
     pub query: EffectiveQuery,

@@ -87,9 +87,12 @@ id_type!(
     "alert_"
 );
 
-/// `{data: T}`.
+/// `{data: T}`. `data` is required even when `T` is an `Option` (`{"data": null}` is `None`, a
+/// body without `data` is a decode error), as the spec always sends it.
 #[derive(Deserialize)]
+#[serde(bound = "T: Deserialize<'de>")]
 pub(crate) struct Data<T> {
+    #[serde(deserialize_with = "serde::Deserialize::deserialize")]
     pub(crate) data: T,
 }
 
@@ -213,10 +216,10 @@ impl ClientBuilder {
     }
 }
 
-/// `{data, pagination{total, limit, offset}}`.
+/// `{data, pagination{total, limit, offset}}`. `data` and `pagination.total` are required: a
+/// `200` without them is a decode error naming the field, never a silently empty last page.
 #[derive(Deserialize)]
 struct OffsetEnvelope<T> {
-    #[serde(default = "Vec::new")]
     data: Vec<T>,
     pagination: Pagination,
 }
@@ -364,7 +367,7 @@ where
     pub async fn send(self) -> Result<Page<T>> {
         check_limit(self.limit, MAX_PAGE_SIZE)?;
         let (items, total, meta) = (self.fetch_one())(self.offset).await?;
-        let end = self.offset + items.len() as u64;
+        let end = self.offset.saturating_add(items.len() as u64);
         let next = (end < total && !items.is_empty()).then_some(PageToken::Offset(end));
         Ok(Page::new(items, next, Some(total), meta))
     }
@@ -424,7 +427,7 @@ where
                     .filter(|i| st.seen.insert(i.id().to_owned()))
                     .collect();
                 st.stale_pages = if fresh.is_empty() && fetched > 0 {
-                    st.stale_pages + 1
+                    st.stale_pages.saturating_add(1)
                 } else {
                     0
                 };
@@ -437,7 +440,8 @@ where
                     e.request = meta.request.clone();
                     return Err(e.into());
                 }
-                let end = offset + fetched;
+                // An offset at the end of `u64` has nothing after it: the list ends there.
+                let end = offset.saturating_add(fetched);
                 let next = (fetched > 0 && end < total).then_some(PageToken::Offset(end));
                 Ok(Page::new(fresh, next, Some(total), meta))
             })
@@ -492,11 +496,11 @@ where
                 let size = items.len() as u64;
                 let mut seen: HashSet<String> = items.iter().map(|i| i.id().to_owned()).collect();
                 let first_page = Page::new(items, None, Some(total), meta);
-                if size == 0 || start + size >= total {
+                if size == 0 || start.saturating_add(size) >= total {
                     return futures::stream::once(async { Ok(first_page) }).boxed();
                 }
                 let offsets = (1..)
-                    .map(move |k: u64| start + k * size)
+                    .map_while(move |k: u64| k.checked_mul(size)?.checked_add(start))
                     .take_while(move |o| *o < total);
                 let fetch = fetch_one.clone();
                 let rest = futures::stream::iter(offsets)
@@ -517,7 +521,7 @@ where
                             .filter(|i| seen.insert(i.id().to_owned()))
                             .collect();
                         stale_pages = if fresh.is_empty() && fetched > 0 {
-                            stale_pages + 1
+                            stale_pages.saturating_add(1)
                         } else {
                             0
                         };
