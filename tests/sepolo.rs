@@ -12,18 +12,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json as body_is, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const KEY: &str = "sep_live_test_key";
-
-async fn setup() -> (MockServer, Client) {
-    let server = MockServer::start().await;
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(server.uri())
-        .retry_policy(fast_retry())
-        .build()
-        .unwrap();
-    (server, client)
-}
+use common::sepolo::{KEY, setup};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()

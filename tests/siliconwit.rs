@@ -15,18 +15,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const KEY: &str = "swk_test_key";
-
-async fn setup() -> (MockServer, Client) {
-    let server = MockServer::start().await;
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(format!("{}/v1", server.uri()))
-        .retry_policy(fast_retry())
-        .build()
-        .unwrap();
-    (server, client)
-}
+use common::siliconwit::{KEY, setup};
 
 async fn get_fixture(server: &MockServer, p: &str, name: &str) {
     Mock::given(method("GET"))

@@ -1,13 +1,29 @@
 //! Shared helpers for the wiremock tests of the vendor modules.
 #![allow(dead_code)]
 
+pub mod sepolo;
 pub mod sgt;
+pub mod siliconwit;
 
 use std::time::Duration;
 
 use iot_sdk::RetryPolicy;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The property-test configuration: 64 cases by default so that `cargo test` stays fast, or as
+/// many as `PROPTEST_CASES` says (`PROPTEST_CASES=10000 cargo test security_`).
+pub fn proptest_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
 
 /// A fixture from `fixtures/<vendor>/<name>.json`, as a JSON value.
 pub fn fixture(vendor: &str, name: &str) -> serde_json::Value {
