@@ -262,7 +262,8 @@ impl Redactor {
 }
 
 /// Replaces each occurrence of `secret`, or of a prefix of it at least [`MIN_REDACTED_PREFIX`]
-/// bytes long, in `text`. `None` when there was nothing to replace.
+/// bytes long, in `text`, ignoring ASCII case (a host name in a URL, or a gateway, may change the
+/// case of what it echoes). `None` when there was nothing to replace.
 fn redact_one(text: &str, secret: &str) -> Option<String> {
     let s = secret.as_bytes();
     let min = s.len().min(MIN_REDACTED_PREFIX);
@@ -276,9 +277,16 @@ fn redact_one(text: &str, secret: &str) -> Option<String> {
     let mut i = 0;
     while i < t.len() {
         let rest = t.get(i..).unwrap_or_default();
-        if rest.starts_with(head) {
+        if rest
+            .get(..head.len())
+            .is_some_and(|r| r.eq_ignore_ascii_case(head))
+        {
             // Extend the match as far as it follows the secret, then to a character boundary.
-            let mut end = i.saturating_add(rest.iter().zip(s).take_while(|(a, b)| a == b).count());
+            let same = rest
+                .iter()
+                .zip(s)
+                .take_while(|(a, b)| a.eq_ignore_ascii_case(b));
+            let mut end = i.saturating_add(same.count());
             while end < t.len() && !text.is_char_boundary(end) {
                 end = end.saturating_add(1);
             }
@@ -295,7 +303,10 @@ fn redact_one(text: &str, secret: &str) -> Option<String> {
 }
 
 fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn header_value(bearer: bool, key: &ApiKey) -> Result<HeaderValue> {
@@ -397,6 +408,10 @@ mod tests {
             "a [REDACTED][REDACTED]"
         );
         assert_eq!(r.text(""), "");
+        assert_eq!(
+            r.text("host sgt_live_topsecret.evil"),
+            "host [REDACTED].evil"
+        );
         // A short secret is redacted whole, not by prefix.
         let short = Redactor::new([&ApiKey::new("k3y")]);
         assert_eq!(short.text("a k3y and k3"), "a [REDACTED] and k3");

@@ -351,9 +351,20 @@ fn unreachable_page<T>() -> Result<Page<T>> {
     Err(ProtocolError::new("internal: a failed page stream was polled again").into())
 }
 
+/// Names a page token in an error. A cursor is server text (it could echo anything, a
+/// credential included), so it is named by a fingerprint, never shown.
 fn describe(token: &PageToken) -> String {
+    use std::hash::{Hash, Hasher};
     match token {
-        PageToken::Cursor(c) => format!("cursor `{}`", crate::error::snippet(c, 64)),
+        PageToken::Cursor(c) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            c.hash(&mut h);
+            format!(
+                "a cursor (fingerprint {:016x}, {} bytes)",
+                h.finish(),
+                c.len()
+            )
+        }
         PageToken::Offset(o) => format!("offset {o}"),
     }
 }
