@@ -607,10 +607,14 @@ mod tests {
         assert_eq!(*got[1].as_ref().unwrap(), 1);
         let err = got[2].as_ref().unwrap_err();
         assert!(matches!(err, Error::Protocol(_)), "{err}");
+        let shown = err.to_string();
         assert!(
-            err.to_string()
-                .contains("repeated a page token (cursor `same`)")
+            shown.contains("repeated a page token (a cursor (fingerprint ")
+                && shown.contains(", 4 bytes)"),
+            "{shown}"
         );
+        // A cursor can carry session state: it is named, never shown.
+        assert!(!shown.contains("same"), "{shown}");
     }
 
     #[tokio::test]
