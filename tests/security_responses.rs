@@ -510,3 +510,126 @@ fn extreme_body_numbers_never_panic() {
         });
     });
 }
+
+/// Any bytes a `200` list answer can carry: a page, or `Error::Decode`; never a panic, never
+/// another kind of error, never a page the body did not hold.
+#[test]
+fn list_envelopes_from_arbitrary_bytes() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(MockServer::start());
+    let (s, p, w) = {
+        let _g = rt.enter();
+        (sgt(&server), sepolo(&server), siliconwit(&server))
+    };
+    let body = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        "\\PC{0,200}".prop_map(String::into_bytes),
+        Just(b"{\"data\": [], \"meta\": {\"pagination\": {\"has_more\": false}}".to_vec()),
+        Just(b"{\"data\": [], \"hasMore\": false}  \x00".to_vec()),
+    ];
+    proptest!(common::proptest_config(), |(body in body)| {
+        rt.block_on(async {
+            answer(&server, ResponseTemplate::new(200).set_body_raw(body.clone(), "application/json")).await;
+            let shown = String::from_utf8_lossy(&body).into_owned();
+            let check = |r: Result<usize, Error>| match r {
+                Ok(n) => assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok(), "a page of {n} from {shown:?}"),
+                Err(Error::Decode(_)) => {}
+                Err(other) => panic!("{shown:?}: {other:?}"),
+            };
+            check(s.devices().list().send().await.map(|pg| pg.items().len()));
+            check(p.assets().list().send().await.map(|pg| pg.items().len()));
+            check(w.alerts().list().send().await.map(|pg| pg.items().len()));
+            check(w.devices().latest("dev_1").send().await.map(|r| usize::from(r.is_some())));
+        });
+    });
+}
+
+/// Envelopes with each documented field present, absent, `null` or of the wrong type: the page
+/// decodes exactly when every required field is there with its type.
+#[test]
+fn list_envelopes_decode_only_with_their_required_fields() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(MockServer::start());
+    let (s, p, w) = {
+        let _g = rt.enter();
+        (sgt(&server), sepolo(&server), siliconwit(&server))
+    };
+    // A field: absent (None), or one of a valid value and wrong ones.
+    let field = |valid: serde_json::Value| {
+        prop::option::of(prop_oneof![
+            3 => Just(valid),
+            1 => Just(serde_json::Value::Null),
+            1 => Just(json!("x")),
+            1 => Just(json!({})),
+        ])
+    };
+    let set = |obj: &mut serde_json::Map<String, serde_json::Value>,
+               k: &str,
+               v: &Option<serde_json::Value>| {
+        if let Some(v) = v {
+            obj.insert(k.to_owned(), v.clone());
+        }
+    };
+    let strategy = (
+        field(json!([])),
+        field(json!(false)),
+        field(json!({})),
+        field(json!(0)),
+        prop::option::of(Just(json!({"next": null}))),
+    );
+    proptest!(common::proptest_config(), |((data, flag, meta, total, extra) in strategy)| {
+        rt.block_on(async {
+            let ok = |v: &Option<serde_json::Value>, valid: serde_json::Value| v.as_ref() == Some(&valid);
+            // SGT: {data, meta: {pagination: {has_more}}}
+            let mut pagination = serde_json::Map::new();
+            set(&mut pagination, "has_more", &flag);
+            let mut m = serde_json::Map::new();
+            if meta.is_some() {
+                m.insert("pagination".into(), pagination.into());
+            }
+            set(&mut m, "extra", &extra);
+            let mut body = serde_json::Map::new();
+            set(&mut body, "data", &data);
+            body.insert("meta".into(), m.into());
+            answer(&server, ResponseTemplate::new(200).set_body_json(&body)).await;
+            let got = s.devices().list().send().await;
+            let want = ok(&data, json!([])) && meta.is_some() && ok(&flag, json!(false));
+            assert_eq!(got.is_ok(), want, "{body:?}: {got:?}");
+            if !want {
+                assert!(matches!(got, Err(Error::Decode(_))), "{body:?}: {got:?}");
+            }
+            // Sepolo: {data, hasMore}
+            let mut body = serde_json::Map::new();
+            set(&mut body, "data", &data);
+            set(&mut body, "hasMore", &flag);
+            answer(&server, ResponseTemplate::new(200).set_body_json(&body)).await;
+            let got = p.assets().list().send().await;
+            let want = ok(&data, json!([])) && ok(&flag, json!(false));
+            assert_eq!(got.is_ok(), want, "{body:?}: {got:?}");
+            // SiliconWit: {data, pagination: {total}}
+            let mut pagination = serde_json::Map::new();
+            set(&mut pagination, "total", &total);
+            let mut body = serde_json::Map::new();
+            set(&mut body, "data", &data);
+            if meta.is_some() {
+                body.insert("pagination".into(), pagination.into());
+            }
+            answer(&server, ResponseTemplate::new(200).set_body_json(&body)).await;
+            let got = w.alerts().list().send().await;
+            let want = ok(&data, json!([])) && meta.is_some() && ok(&total, json!(0));
+            assert_eq!(got.is_ok(), want, "{body:?}: {got:?}");
+            // SiliconWit single objects: {data} with `null` meaning none.
+            let mut body = serde_json::Map::new();
+            set(&mut body, "data", &data.as_ref().map(|_| serde_json::Value::Null));
+            answer(&server, ResponseTemplate::new(200).set_body_json(&body)).await;
+            let got = w.devices().latest("dev_1").send().await;
+            assert_eq!(got.is_ok(), data.is_some(), "{body:?}: {got:?}");
+        });
+    });
+}

@@ -6,6 +6,7 @@
 mod auth;
 mod errors;
 mod paging_http;
+mod parsers;
 mod retry;
 mod urls;
 
