@@ -55,11 +55,13 @@ pub enum Error {
     /// value that is not valid in HTTP.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A bulk ingest in which not every reading was accepted; the error hands back the readings
-    /// that were not (see [`crate::sgt::IngestError`]).
-    #[cfg(feature = "sgt")]
+    /// A failure only one vendor's call has, carrying more than one request's outcome (a bulk
+    /// ingest in which not every item was accepted hands back the items that were not). The
+    /// vendor module documents its type; [`Error::vendor`] downcasts to it. Its
+    /// [`source`](std::error::Error::source) is the request error that decided the outcome, if
+    /// one did, so [`Error::api`] and [`Error::is_retryable`] still answer for it.
     #[error(transparent)]
-    Ingest(Box<crate::sgt::IngestError>),
+    Vendor(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -67,8 +69,7 @@ impl Error {
     pub fn api(&self) -> Option<&ApiError> {
         match self {
             Error::Api(e) => Some(e),
-            #[cfg(feature = "sgt")]
-            Error::Ingest(e) => e.error().and_then(Error::api),
+            Error::Vendor(_) => self.underlying().and_then(Error::api),
             _ => None,
         }
     }
@@ -105,11 +106,27 @@ impl Error {
         match self {
             Error::Api(e) => e.is_retryable(),
             Error::Transport(e) => {
-                retry::is_retryable(retry::Failure::of_transport(e.kind()), true, &[])
+                retry::is_retryable(retry::FailureKind::of_transport(e.kind()), true, &[])
             }
-            #[cfg(feature = "sgt")]
-            Error::Ingest(e) => e.error().is_some_and(Error::is_retryable),
+            Error::Vendor(_) => self.underlying().is_some_and(Error::is_retryable),
             _ => false,
+        }
+    }
+
+    /// The vendor-specific failure of type `T` this error carries, if it is one (the vendor
+    /// module's docs show its type).
+    pub fn vendor<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        match self {
+            Error::Vendor(e) => e.downcast_ref::<T>(),
+            _ => None,
+        }
+    }
+
+    /// The request error under a vendor-specific failure.
+    fn underlying(&self) -> Option<&Error> {
+        match self {
+            Error::Vendor(e) => e.source()?.downcast_ref::<Error>(),
+            _ => None,
         }
     }
 
@@ -183,14 +200,15 @@ impl fmt::Display for RequestInfo {
 
 /// A vendor error code, normalized across the three APIs.
 ///
-/// SGT sends codes (`device_not_found`), Sepolo sends a short word (`forbidden`), SiliconWit sends
-/// only a sentence; where the body carries no code, the code is derived from the HTTP status.
-/// A code this enum does not know is kept in [`ErrorCode::Other`].
+/// Vendors send codes (`not_found`, `forbidden`), some only a sentence; where the body carries no
+/// code, the code is derived from the HTTP status. A vendor maps its own specific codes onto these
+/// (a `device_not_found` is [`ErrorCode::NotFound`]); [`ApiError::vendor_code`] keeps the code as
+/// sent. A code this enum does not know is kept in [`ErrorCode::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// 400: malformed request or missing required fields (`invalid_request`, `bad_request`,
-    /// Sepolo's `validation`).
+    /// `validation`).
     InvalidRequest,
     /// 401: missing or invalid credentials.
     Unauthenticated,
@@ -198,8 +216,6 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: the resource does not exist or is not visible to the caller.
     NotFound,
-    /// SGT's `device_not_found`, a specific 404.
-    DeviceNotFound,
     /// 409: state conflict, such as a stale `If-Match`.
     Conflict,
     /// 422: semantic validation failure.
@@ -228,7 +244,6 @@ impl ErrorCode {
             "unauthenticated" | "unauthorized" => ErrorCode::Unauthenticated,
             "forbidden" => ErrorCode::Forbidden,
             "not_found" => ErrorCode::NotFound,
-            "device_not_found" => ErrorCode::DeviceNotFound,
             "conflict" => ErrorCode::Conflict,
             "validation_failed" => ErrorCode::ValidationFailed,
             "rate_limited" | "too_many_requests" => ErrorCode::RateLimited,
@@ -265,7 +280,6 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
-            ErrorCode::DeviceNotFound => "device_not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::RateLimited => "rate_limited",
@@ -292,6 +306,7 @@ impl fmt::Display for ErrorCode {
 pub struct ApiError {
     pub(crate) status: u16,
     pub(crate) code: ErrorCode,
+    pub(crate) vendor_code: Option<String>,
     pub(crate) message: String,
     pub(crate) details: Option<serde_json::Value>,
     pub(crate) request_id: Option<String>,
@@ -311,6 +326,12 @@ impl ApiError {
     /// The normalized vendor code.
     pub fn code(&self) -> &ErrorCode {
         &self.code
+    }
+
+    /// The code as the server sent it (`device_not_found`), when the body had one; [`Self::code`]
+    /// is its normalized form.
+    pub fn vendor_code(&self) -> Option<&str> {
+        self.vendor_code.as_deref()
     }
 
     /// The vendor's human-readable message (or a short text snippet of a non-JSON body).
@@ -357,27 +378,12 @@ impl ApiError {
     /// 429, 500, 502, 503 and 504: the statuses the SDK's retry loop retries (the 5xx ones only
     /// for idempotent calls, unless the vendor promises otherwise).
     pub fn is_retryable(&self) -> bool {
-        retry::is_retryable(retry::Failure::Status(self.status), true, &[])
-    }
-
-    /// For a 403, the scope the server says the key lacks, parsed from a message such as
-    /// Sepolo's "The API key does not include the appointments.read scope.".
-    pub fn missing_scope(&self) -> Option<&str> {
-        if self.status != 403 {
-            return None;
-        }
-        let before = self
-            .message
-            .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
-            .strip_suffix(" scope")?;
-        let scope = before.rsplit(char::is_whitespace).next()?;
-        let scope = scope.trim_matches(|c: char| matches!(c, '\'' | '"' | '`'));
-        (!scope.is_empty()).then_some(scope)
+        retry::is_retryable(retry::FailureKind::Status(self.status), true, &[])
     }
 
     /// 404 or a not-found code.
     pub fn is_not_found(&self) -> bool {
-        self.status == 404 || matches!(self.code, ErrorCode::NotFound | ErrorCode::DeviceNotFound)
+        self.status == 404 || self.code == ErrorCode::NotFound
     }
 
     /// 429 or `rate_limited`.
@@ -393,7 +399,8 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HTTP {} {}", self.status, self.code)?;
+        let code = self.vendor_code.as_deref().unwrap_or(self.code.as_str());
+        write!(f, "HTTP {} {code}", self.status)?;
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
@@ -676,41 +683,12 @@ mod tests {
         assert_eq!(ErrorCode::from_status(418).as_str(), "http_418");
     }
 
-    fn forbidden(message: &str) -> ApiError {
-        ApiError {
-            status: 403,
-            code: ErrorCode::Forbidden,
-            message: message.into(),
-            details: None,
-            request_id: None,
-            retry_after: None,
-            rate_limit: RateLimit::default(),
-            request: RequestInfo::new("GET", "/api/v1/appointments"),
-            body_snippet: None,
-            attempts: 1,
-        }
-    }
-
-    #[test]
-    fn missing_scope_is_parsed_from_the_message() {
-        let e = forbidden("The API key does not include the appointments.read scope.");
-        assert_eq!(e.missing_scope(), Some("appointments.read"));
-        assert_eq!(
-            forbidden("Missing the 'reporting.read' scope").missing_scope(),
-            Some("reporting.read")
-        );
-        assert_eq!(forbidden("Account suspended").missing_scope(), None);
-        assert_eq!(forbidden(" scope").missing_scope(), None);
-        let mut other = forbidden("the x.read scope");
-        other.status = 401;
-        assert_eq!(other.missing_scope(), None);
-    }
-
     #[test]
     fn api_error_display_names_everything() {
         let e = ApiError {
             status: 404,
-            code: ErrorCode::DeviceNotFound,
+            code: ErrorCode::NotFound,
+            vendor_code: Some("device_not_found".into()),
             message: "No device with id 'dev_42'".into(),
             details: None,
             request_id: Some("req_1".into()),

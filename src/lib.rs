@@ -54,12 +54,6 @@
 //! | `native-tls` | no | TLS through the platform's library |
 //! | `sim` | no | in-process simulators of the three APIs |
 #![deny(missing_docs)]
-// Shared internals used only by the vendors that are switched off are dead in a build with
-// fewer vendors; with all of them on (the default, and CI's clippy), nothing may be unused.
-#![cfg_attr(
-    not(all(feature = "sgt", feature = "sepolo", feature = "siliconwit")),
-    allow(dead_code, unused_macros)
-)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an
 // operation panic on overflow: every integer operation in the library is checked or saturating.
@@ -71,6 +65,7 @@ mod macros;
 
 pub mod auth;
 mod call;
+mod env;
 pub mod error;
 pub mod paging;
 pub mod rate_limit;
@@ -79,6 +74,7 @@ pub mod retry;
 #[allow(clippy::arithmetic_side_effects)] // test servers, not reachable from a client
 pub mod sim;
 pub(crate) mod transport;
+mod vendor;
 mod window;
 
 #[cfg(feature = "sgt")]
@@ -100,7 +96,7 @@ pub use error::{
     TransportErrorKind,
 };
 pub use paging::{ItemStream, Page, PageStream, PageToken};
-pub use rate_limit::{Bucket, RateLimit};
+pub use rate_limit::{AllCalls, Bucket, BucketKind, RateLimit};
 pub use retry::{RetryBudget, RetryPolicy};
 pub use transport::ResponseMeta;
 

@@ -151,7 +151,7 @@ macro_rules! open_enum {
 /// The settings every vendor's `ClientBuilder` shares, delegated to the core `TransportBuilder`
 /// in the field `inner`.
 macro_rules! common_builder_methods {
-    () => {
+    ($bucket:ty) => {
         /// Overrides the base URL (a sandbox, an on-premises deployment, a simulator). It must be
         /// `https://` unless its host is loopback or [`Self::allow_insecure_http`] is set.
         #[must_use]
@@ -222,10 +222,10 @@ macro_rules! common_builder_methods {
             self
         }
 
-        /// Client-side pacing with your own buckets (a plan with other limits). Bucket names must
-        /// be the vendor module's (see its `BUCKETS`).
+        /// Client-side pacing with your own buckets (a plan with other limits), named by the
+        /// vendor's bucket kind (see the vendor module's `BUCKETS`).
         #[must_use]
-        pub fn pacing_buckets(mut self, buckets: Vec<$crate::Bucket>) -> Self {
+        pub fn pacing_buckets(mut self, buckets: Vec<$crate::Bucket<$bucket>>) -> Self {
             self.inner.pacing_buckets(buckets);
             self
         }

@@ -21,6 +21,9 @@
 //! the allowed rate without provoking 429s. Each response's `X-RateLimit-Remaining` also lowers
 //! the bucket to what the server says is left, so that several processes sharing one key, whose
 //! traffic the server counts but this client cannot see, still stay under the limit.
+//!
+//! Buckets are named by the vendor's [`BucketKind`], a closed set: a bucket the vendor does not
+//! publish cannot be configured by mistake.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -119,11 +122,40 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// A published rate limit: `limit` requests per `per`, absorbing bursts of up to `burst`.
+/// The closed set of pacing buckets one vendor publishes: a value names one bucket, so a bucket
+/// the vendor does not have cannot be named. A vendor with several buckets has its own enum (see
+/// the vendor module's `BUCKETS`); a vendor with one budget for every call uses [`AllCalls`].
+pub trait BucketKind: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// The bucket's short name, shown in traces (`read`, `ingest`).
+    fn name(self) -> &'static str;
+}
+
+/// The one bucket of a vendor that publishes a single budget for every call (Sepolo,
+/// SiliconWit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct AllCalls;
+
+impl BucketKind for AllCalls {
+    fn name(self) -> &'static str {
+        "all"
+    }
+}
+
+/// A published rate limit of one of a vendor's buckets `K`: `limit` requests per `per`,
+/// absorbing bursts of up to `burst`.
+///
+/// ```
+/// use std::time::Duration;
+/// use iot_sdk::{AllCalls, Bucket};
+///
+/// // A plan of 300 calls a minute.
+/// let plan = Bucket::new(AllCalls, 300, Duration::from_secs(60), 300);
+/// assert_eq!(plan.name(), "all");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bucket {
-    /// A short name (`read`, `write`, `ingest`, `reports`), shown in traces.
-    pub name: &'static str,
+pub struct Bucket<K> {
+    /// Which of the vendor's buckets this is.
+    pub kind: K,
     /// Requests (or units, see the vendor module) allowed per `per`.
     pub limit: u32,
     /// The window `limit` is counted over.
@@ -132,10 +164,40 @@ pub struct Bucket {
     pub burst: u32,
 }
 
-impl Bucket {
+impl<K: BucketKind> Bucket<K> {
     /// A bucket of `limit` per `per`, with `burst`.
-    pub const fn new(name: &'static str, limit: u32, per: Duration, burst: u32) -> Self {
+    pub const fn new(kind: K, limit: u32, per: Duration, burst: u32) -> Self {
         Bucket {
+            kind,
+            limit,
+            per,
+            burst,
+        }
+    }
+
+    /// The bucket's short name (`read`, `all`).
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The bucket as the pacer keeps it.
+    pub(crate) fn erase(&self) -> PaceBucket {
+        PaceBucket::new(self.kind.name(), self.limit, self.per, self.burst)
+    }
+}
+
+/// A bucket as the pacer keeps it, its kind reduced to its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PaceBucket {
+    name: &'static str,
+    limit: u32,
+    per: Duration,
+    burst: u32,
+}
+
+impl PaceBucket {
+    pub(crate) const fn new(name: &'static str, limit: u32, per: Duration, burst: u32) -> Self {
+        PaceBucket {
             name,
             limit,
             per,
@@ -161,7 +223,7 @@ struct BucketState {
 
 /// Client-side token buckets, one per kind of call.
 pub(crate) struct Pacer {
-    buckets: Vec<(Bucket, Mutex<BucketState>)>,
+    buckets: Vec<(PaceBucket, Mutex<BucketState>)>,
 }
 
 impl std::fmt::Debug for Pacer {
@@ -173,7 +235,7 @@ impl std::fmt::Debug for Pacer {
 }
 
 impl Pacer {
-    pub(crate) fn new(buckets: &[Bucket]) -> Self {
+    pub(crate) fn new(buckets: &[PaceBucket]) -> Self {
         let now = tokio::time::Instant::now();
         Pacer {
             buckets: buckets
@@ -189,7 +251,7 @@ impl Pacer {
         }
     }
 
-    fn state(&self, bucket: &str) -> Option<(&Bucket, std::sync::MutexGuard<'_, BucketState>)> {
+    fn state(&self, bucket: &str) -> Option<(&PaceBucket, std::sync::MutexGuard<'_, BucketState>)> {
         let (b, m) = self.buckets.iter().find(|(b, _)| b.name == bucket)?;
         Some((b, m.lock().unwrap_or_else(|p| p.into_inner())))
     }
@@ -347,7 +409,7 @@ mod tests {
     }
 
     fn bucket(limit: u32, per_ms: u64, burst: u32) -> Pacer {
-        Pacer::new(&[Bucket::new(
+        Pacer::new(&[PaceBucket::new(
             "b",
             limit,
             Duration::from_millis(per_ms),

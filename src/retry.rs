@@ -170,7 +170,7 @@ fn full_jitter(envelope: Duration) -> Duration {
 /// This one classification decides both whether the SDK's own loop tries again and what
 /// [`crate::Error::is_retryable`] tells the caller, so the two cannot disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub(crate) enum FailureKind {
     /// The server answered with this status.
     Status(u16),
     /// The connection was never made: nothing was sent.
@@ -181,28 +181,80 @@ pub(crate) enum Failure {
     Final,
 }
 
-impl Failure {
+impl FailureKind {
     /// How a transport failure of this kind counts for retrying.
     pub(crate) fn of_transport(kind: TransportErrorKind) -> Self {
         match kind {
-            TransportErrorKind::Connect => Failure::Connect,
+            TransportErrorKind::Connect => FailureKind::Connect,
             TransportErrorKind::Timeout
             | TransportErrorKind::Request
-            | TransportErrorKind::Other => Failure::AfterSend,
-            TransportErrorKind::ResponseTooLarge => Failure::Final,
+            | TransportErrorKind::Other => FailureKind::AfterSend,
+            TransportErrorKind::ResponseTooLarge => FailureKind::Final,
         }
     }
 }
 
 /// Whether `failure` is worth another attempt. `safe_statuses` are the 5xx statuses the vendor
 /// promises are safe to retry even for non-idempotent calls.
-pub(crate) fn is_retryable(failure: Failure, idempotent: bool, safe_statuses: &[u16]) -> bool {
+pub(crate) fn is_retryable(failure: FailureKind, idempotent: bool, safe_statuses: &[u16]) -> bool {
     match failure {
-        Failure::Connect => true,
-        Failure::Status(429 | 503) => true,
-        Failure::Status(s @ (500 | 502 | 504)) => idempotent || safe_statuses.contains(&s),
-        Failure::Status(_) | Failure::Final => false,
-        Failure::AfterSend => idempotent,
+        FailureKind::Connect => true,
+        FailureKind::Status(429 | 503) => true,
+        FailureKind::Status(s @ (500 | 502 | 504)) => idempotent || safe_statuses.contains(&s),
+        FailureKind::Status(_) | FailureKind::Final => false,
+        FailureKind::AfterSend => idempotent,
+    }
+}
+
+/// What the retry loop knows after an attempt failed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryDecision {
+    /// How the attempt failed.
+    pub(crate) kind: FailureKind,
+    /// Whether the call is safe to repeat.
+    pub(crate) idempotent: bool,
+    /// The attempt that failed, from 1.
+    pub(crate) attempt: u32,
+    /// Attempts allowed in all (one more after a token refresh).
+    pub(crate) max_attempts: u32,
+    /// The server's `Retry-After`.
+    pub(crate) retry_after: Option<Duration>,
+    /// Time since the call started.
+    pub(crate) elapsed: Duration,
+}
+
+impl RetryPolicy {
+    /// How long to wait before the next attempt, or why there is none: `computed` is the policy's
+    /// next delay, `safe_statuses` the vendor's, `budget` the client's (a retry takes from it).
+    pub(crate) fn next_delay(
+        &self,
+        d: &RetryDecision,
+        computed: Option<Duration>,
+        safe_statuses: &[u16],
+        budget: &RetryBudget,
+    ) -> Result<Duration, &'static str> {
+        if !is_retryable(d.kind, d.idempotent, safe_statuses) {
+            return Err("not retryable");
+        }
+        let computed = match computed {
+            Some(delay) if d.attempt < d.max_attempts => delay,
+            _ => return Err("attempts exhausted"),
+        };
+        let delay = match d.retry_after {
+            Some(ra) if ra > self.retry_after_cap => return Err("Retry-After is above the cap"),
+            Some(ra) => ra,
+            None => computed,
+        };
+        if let Some(limit) = self.time_budget {
+            if d.elapsed.saturating_add(delay) > limit {
+                return Err("the retry time budget would be exceeded");
+            }
+        }
+        if !budget.try_acquire() {
+            tracing::warn!(attempt = d.attempt, "retry budget exhausted: not retrying");
+            return Err("retry budget exhausted");
+        }
+        Ok(delay)
     }
 }
 
@@ -285,7 +337,7 @@ mod tests {
 
     #[test]
     fn matrix() {
-        use Failure::*;
+        use FailureKind::*;
         for idem in [true, false] {
             assert!(is_retryable(Status(429), idem, &[]));
             assert!(is_retryable(Status(503), idem, &[]));

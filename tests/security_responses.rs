@@ -393,12 +393,12 @@ const PARSED_HEADERS: [&str; 9] = [
 
 /// The vendor's buckets at a million a minute: pacing still reads the server's remaining count
 /// (a `0` empties the bucket), but refilling one token takes microseconds, not a second.
-fn fast(buckets: &[iot_sdk::Bucket]) -> Vec<iot_sdk::Bucket> {
+fn fast<K: iot_sdk::BucketKind>(buckets: &[iot_sdk::Bucket<K>]) -> Vec<iot_sdk::Bucket<K>> {
     buckets
         .iter()
         .map(|b| {
             iot_sdk::Bucket::new(
-                b.name,
+                b.kind,
                 1_000_000,
                 std::time::Duration::from_secs(60),
                 1_000_000,

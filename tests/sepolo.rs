@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use common::*;
 use futures::TryStreamExt;
 use iot_sdk::Error;
-use iot_sdk::sepolo::{AssetStatusFilter, Client, NewServiceReport, Scope};
+use iot_sdk::sepolo::{AssetStatusFilter, Client, MissingScope, NewServiceReport, Scope};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json as body_is, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

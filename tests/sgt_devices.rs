@@ -215,7 +215,8 @@ async fn get_unknown_device_is_a_typed_not_found() {
     let err = sgt.devices().get("dev_404").await.unwrap_err();
     assert!(err.is_not_found());
     let api = err.api().unwrap();
-    assert_eq!(api.code(), &iot_sdk::ErrorCode::DeviceNotFound);
+    assert_eq!(api.code(), &iot_sdk::ErrorCode::NotFound);
+    assert_eq!(api.vendor_code(), Some("device_not_found"));
     assert_eq!(api.details().unwrap()["device_id"], "dev_42");
     assert_eq!(err.request_id(), Some("req_01HW3K9F2X"));
     assert!(err.to_string().contains("GET /v1/devices/dev_404"), "{err}");

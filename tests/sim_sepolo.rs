@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
-use iot_sdk::sepolo::{AssetStatusFilter, Client, NewServiceReport, Scope};
+use iot_sdk::sepolo::{AssetStatusFilter, Client, MissingScope, NewServiceReport, Scope};
 use iot_sdk::sim::Faults;
 use iot_sdk::sim::sepolo::{SepoloSimulator, SepoloSimulatorBuilder};
 use iot_sdk::{Error, RetryPolicy};

@@ -331,7 +331,7 @@ async fn pacing_avoids_429s_entirely() {
         .api_key(sim.api_key())
         .base_url(sim.base_url())
         .pacing_buckets(vec![iot_sdk::Bucket::new(
-            "read",
+            iot_sdk::sgt::RateBucket::Read,
             60,
             Duration::from_secs(60),
             12,

@@ -47,7 +47,7 @@ pub async fn client_paced(
             .iter()
             .map(|b| {
                 iot_sdk::Bucket::new(
-                    b.name,
+                    b.kind,
                     (f64::from(b.limit) * scale) as u32,
                     b.per,
                     (f64::from(b.burst) * scale) as u32,

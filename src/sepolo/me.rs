@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ApiError, Error};
+
 open_enum!(
     /// A permission an organization key can be granted.
     Scope {
@@ -96,6 +98,42 @@ impl Me {
     }
 }
 
+/// Which scope a `403` says the key lacks, read from Sepolo's message ("The API key does not
+/// include the appointments.read scope.").
+///
+/// ```
+/// use iot_sdk::sepolo::MissingScope;
+///
+/// fn advice(err: &iot_sdk::Error) -> Option<String> {
+///     err.missing_scope().map(|s| format!("grant the key the {s} scope"))
+/// }
+/// ```
+pub trait MissingScope {
+    /// For a 403, the scope the server says the key lacks.
+    fn missing_scope(&self) -> Option<&str>;
+}
+
+impl MissingScope for ApiError {
+    fn missing_scope(&self) -> Option<&str> {
+        if self.status() != 403 {
+            return None;
+        }
+        let before = self
+            .message()
+            .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+            .strip_suffix(" scope")?;
+        let scope = before.rsplit(char::is_whitespace).next()?;
+        let scope = scope.trim_matches(|c: char| matches!(c, '\'' | '"' | '`'));
+        (!scope.is_empty()).then_some(scope)
+    }
+}
+
+impl MissingScope for Error {
+    fn missing_scope(&self) -> Option<&str> {
+        self.api()?.missing_scope()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +153,45 @@ mod tests {
         assert_eq!(
             me.missing_scopes(&[Scope::AssetsRead, Scope::ReportingRead, Scope::VendorsRead]),
             [Scope::ReportingRead, Scope::VendorsRead]
+        );
+    }
+
+    fn forbidden(message: &str) -> ApiError {
+        ApiError {
+            status: 403,
+            code: crate::ErrorCode::Forbidden,
+            vendor_code: Some("forbidden".into()),
+            message: message.into(),
+            details: None,
+            request_id: None,
+            retry_after: None,
+            rate_limit: crate::RateLimit::default(),
+            request: crate::error::RequestInfo::new("GET", "/api/v1/appointments"),
+            body_snippet: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn missing_scope_is_parsed_from_the_message() {
+        let e = forbidden("The API key does not include the appointments.read scope.");
+        assert_eq!(e.missing_scope(), Some("appointments.read"));
+        assert_eq!(
+            Error::from(e.clone()).missing_scope(),
+            Some("appointments.read")
+        );
+        assert_eq!(
+            forbidden("Missing the 'reporting.read' scope").missing_scope(),
+            Some("reporting.read")
+        );
+        assert_eq!(forbidden("Account suspended").missing_scope(), None);
+        assert_eq!(forbidden(" scope").missing_scope(), None);
+        let mut other = forbidden("the x.read scope");
+        other.status = 401;
+        assert_eq!(other.missing_scope(), None);
+        assert_eq!(
+            Error::invalid_input("the x.read scope").missing_scope(),
+            None
         );
     }
 }

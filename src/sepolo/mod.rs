@@ -29,13 +29,12 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{ApiKey, Auth};
 use crate::call::{Call, CallOptions};
+use crate::env::{env_required, env_value};
 use crate::error::{Error, Result};
 use crate::paging::{CursorEnvelope, ItemStream, Page, PageStream, cursor_pages};
-use crate::rate_limit::RateLimit;
-use crate::transport::{
-    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, env_required, env_value,
-    single_bucket,
-};
+use crate::rate_limit::{AllCalls, Bucket, RateLimit};
+use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder};
+use crate::vendor::ErrorBody;
 use crate::window::{check_range, windows};
 
 pub mod assets;
@@ -50,7 +49,7 @@ pub use assets::{Asset, AssetStatusFilter, Assets};
 pub use commercial::{Customer, InventoryPart, Vendor};
 pub use devices::{Cycle, Device, Devices, Movement, MovementSignature, TelemetrySample};
 pub use incidents::Incident;
-pub use me::{Me, Scope};
+pub use me::{Me, MissingScope, Scope};
 pub use reporting::{AssetsSummary, Combine, ServicePerformance, TelemetryDaily, WindowedReport};
 pub use service::{
     Appointment, CreatedServiceReport, NewServiceReport, ServiceReport, ServiceVisit,
@@ -63,12 +62,29 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 /// The header the organization key is sent in by default.
 pub const API_KEY_HEADER: &str = "X-Sepolo-Api-Key";
 
-pub(crate) const PROFILE: VendorProfile = VendorProfile {
-    name: "sepolo",
-    safe_statuses: &[],
-    buckets: &[],
-    bucket_for: single_bucket,
-};
+/// Sepolo publishes no rate limits (`/me` reports `requestsPerMinute: null`): [`ClientBuilder::pacing`]
+/// paces nothing until [`ClientBuilder::pacing_buckets`] is given your organization's numbers.
+pub const BUCKETS: &[Bucket<AllCalls>] = &[];
+
+/// Sepolo, as the core sees it.
+pub(crate) struct Sepolo;
+
+impl crate::vendor::Vendor for Sepolo {
+    type Bucket = AllCalls;
+    const NAME: &'static str = "sepolo";
+    const SAFE_STATUSES: &'static [u16] = &[];
+    const BUCKETS: &'static [Bucket<AllCalls>] = BUCKETS;
+    const REQUEST_ID_POINTERS: &'static [&'static str] = &["/requestId", "/request_id"];
+
+    fn bucket_for(_: &reqwest::Method, _: &str) -> AllCalls {
+        AllCalls
+    }
+
+    /// `{error: "forbidden", message: "…"}`, or `{error}` alone.
+    fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
+        ErrorBody::flat(body, &["message"])
+    }
+}
 
 id_type!(
     /// An asset id (a UUID).
@@ -149,7 +165,7 @@ impl Client {
     /// A builder: set a key, then `build()`.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
-            inner: TransportBuilder::new(PROFILE, PRODUCTION_URL),
+            inner: TransportBuilder::new::<Sepolo>(PRODUCTION_URL),
             key: None,
             bearer: false,
         }
@@ -308,7 +324,7 @@ impl ClientBuilder {
         self
     }
 
-    common_builder_methods!();
+    common_builder_methods!(AllCalls);
 
     /// Builds the client.
     pub fn build(mut self) -> Result<Client> {

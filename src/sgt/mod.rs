@@ -34,12 +34,13 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{ApiKey, Auth, TokenSource};
 use crate::call::CallOptions;
+use crate::env::{env_required, env_value};
+use crate::error::ErrorCode;
 use crate::error::{Error, Result};
 use crate::paging::{CursorEnvelope, PageStream, cursor_pages};
-use crate::rate_limit::{Bucket, RateLimit};
-use crate::transport::{
-    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, env_required, env_value,
-};
+use crate::rate_limit::{Bucket, BucketKind, RateLimit};
+use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder};
+use crate::vendor::{ErrorBody, Vendor, text};
 
 pub mod devices;
 pub mod telemetry;
@@ -62,36 +63,84 @@ pub const TOKEN_URL: &str = "https://auth.sgtsystems.com/oauth2/token";
 /// The largest `limit` a list accepts.
 pub const MAX_PAGE_SIZE: u32 = 500;
 
-/// The published rate-limit buckets, for [`ClientBuilder::pacing`]: `read` (GET, HEAD) 600/min
-/// burst 120; `write` (POST, PATCH, DELETE) 120/min burst 30; `ingest` 10,000 readings/min burst
-/// 2,000 (an ingest request costs one unit per reading); `reports` 30/hour burst 5.
-pub const BUCKETS: &[Bucket] = &[
-    Bucket::new("read", 600, Duration::from_secs(60), 120),
-    Bucket::new("write", 120, Duration::from_secs(60), 30),
-    Bucket::new("ingest", 10_000, Duration::from_secs(60), 2_000),
-    Bucket::new("reports", 30, Duration::from_secs(3600), 5),
-];
+/// SGT's rate-limit buckets (see [`BUCKETS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateBucket {
+    /// GET and HEAD.
+    Read,
+    /// POST, PATCH and DELETE, except ingest and report runs.
+    Write,
+    /// `POST /telemetry/ingest`, one unit per reading.
+    Ingest,
+    /// `POST /reports`.
+    Reports,
+}
 
-fn bucket_for(method: &Method, path: &str) -> &'static str {
-    let path = path.trim_end_matches('/');
-    if *method == Method::GET || *method == Method::HEAD {
-        "read"
-    } else if path.ends_with("/telemetry/ingest") {
-        "ingest"
-    } else if *method == Method::POST && path.ends_with("/reports") {
-        "reports"
-    } else {
-        "write"
+impl BucketKind for RateBucket {
+    fn name(self) -> &'static str {
+        match self {
+            RateBucket::Read => "read",
+            RateBucket::Write => "write",
+            RateBucket::Ingest => "ingest",
+            RateBucket::Reports => "reports",
+        }
     }
 }
 
-pub(crate) const PROFILE: VendorProfile = VendorProfile {
-    name: "sgt",
+/// The published rate-limit buckets, for [`ClientBuilder::pacing`]: `read` (GET, HEAD) 600/min
+/// burst 120; `write` (POST, PATCH, DELETE) 120/min burst 30; `ingest` 10,000 readings/min burst
+/// 2,000 (an ingest request costs one unit per reading); `reports` 30/hour burst 5.
+pub const BUCKETS: &[Bucket<RateBucket>] = &[
+    Bucket::new(RateBucket::Read, 600, Duration::from_secs(60), 120),
+    Bucket::new(RateBucket::Write, 120, Duration::from_secs(60), 30),
+    Bucket::new(RateBucket::Ingest, 10_000, Duration::from_secs(60), 2_000),
+    Bucket::new(RateBucket::Reports, 30, Duration::from_secs(3600), 5),
+];
+
+/// SGT Systems, as the core sees it.
+pub(crate) struct Sgt;
+
+impl Vendor for Sgt {
+    type Bucket = RateBucket;
+    const NAME: &'static str = "sgt";
     // The spec's table: 500 "safe to retry with backoff", 502 "retry with backoff".
-    safe_statuses: &[500, 502],
-    buckets: BUCKETS,
-    bucket_for,
-};
+    const SAFE_STATUSES: &'static [u16] = &[500, 502];
+    const BUCKETS: &'static [Bucket<RateBucket>] = BUCKETS;
+    // Every envelope carries `meta.request_id`; an error body `error.request_id`.
+    const REQUEST_ID_POINTERS: &'static [&'static str] = &["/meta/request_id", "/error/request_id"];
+
+    fn bucket_for(method: &Method, path: &str) -> RateBucket {
+        let path = path.trim_end_matches('/');
+        if *method == Method::GET || *method == Method::HEAD {
+            RateBucket::Read
+        } else if path.ends_with("/telemetry/ingest") {
+            RateBucket::Ingest
+        } else if *method == Method::POST && path.ends_with("/reports") {
+            RateBucket::Reports
+        } else {
+            RateBucket::Write
+        }
+    }
+
+    /// `{error: {code, message, details, request_id}}`.
+    fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
+        let e = body.get("error")?.as_object()?;
+        Some(ErrorBody {
+            code: text(e.get("code")),
+            message: text(e.get("message")),
+            details: e.get("details").filter(|d| !d.is_null()).cloned(),
+            request_id: text(e.get("request_id")),
+        })
+    }
+
+    /// `device_not_found` is a not-found.
+    fn error_code(code: &str) -> ErrorCode {
+        match code.trim() {
+            "device_not_found" => ErrorCode::NotFound,
+            other => ErrorCode::parse(other),
+        }
+    }
+}
 
 id_type!(
     /// A device id (`dev_42`).
@@ -262,7 +311,7 @@ impl Client {
     /// A builder: set a key (or token source), then `build()`.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
-            inner: TransportBuilder::new(PROFILE, PRODUCTION_URL),
+            inner: TransportBuilder::new::<Sgt>(PRODUCTION_URL),
             tenant: None,
         }
     }
@@ -406,7 +455,7 @@ impl ClientBuilder {
         self.base_url(SANDBOX_URL)
     }
 
-    common_builder_methods!();
+    common_builder_methods!(RateBucket);
 
     /// Builds the client. Fails with [`Error::Config`] without a key, with a bad base URL or
     /// tenant, or when the HTTP client cannot be built.
@@ -427,6 +476,10 @@ impl ClientBuilder {
 mod tests {
     use super::*;
 
+    fn bucket_for(method: &Method, path: &str) -> &'static str {
+        Sgt::bucket_for(method, path).name()
+    }
+
     #[test]
     fn buckets_by_method_and_path() {
         assert_eq!(bucket_for(&Method::GET, "/v1/devices"), "read");
@@ -437,6 +490,31 @@ mod tests {
         assert_eq!(bucket_for(&Method::POST, "/v1/telemetry/ingest"), "ingest");
         assert_eq!(bucket_for(&Method::POST, "/v1/reports"), "reports");
         assert_eq!(bucket_for(&Method::GET, "/v1/reports"), "read");
+    }
+
+    /// SGT's description reads its own error body, keeps `device_not_found` as sent while
+    /// treating it as a not-found, and finds the request id in `meta` or `error`.
+    #[test]
+    fn the_description_reads_sgt_error_bodies() {
+        let body = serde_json::json!({"error": {"code": "device_not_found", "message": "m",
+            "details": {"device_id": "dev_42"}, "request_id": "req_1"}});
+        let parsed = Sgt::error_body(body.as_object().unwrap()).unwrap();
+        assert_eq!(parsed.code.as_deref(), Some("device_not_found"));
+        assert_eq!(parsed.message.as_deref(), Some("m"));
+        assert_eq!(parsed.request_id.as_deref(), Some("req_1"));
+        assert_eq!(
+            parsed.details,
+            Some(serde_json::json!({"device_id": "dev_42"}))
+        );
+        assert_eq!(Sgt::error_code("device_not_found"), ErrorCode::NotFound);
+        assert_eq!(Sgt::error_code("conflict"), ErrorCode::Conflict);
+        // Sepolo's flat shape is not SGT's.
+        let flat = serde_json::json!({"error": "forbidden", "message": "m"});
+        assert_eq!(Sgt::error_body(flat.as_object().unwrap()), None);
+        assert_eq!(
+            Sgt::REQUEST_ID_POINTERS,
+            ["/meta/request_id", "/error/request_id"]
+        );
     }
 
     #[test]

@@ -61,10 +61,10 @@ use url::Url;
 
 use crate::auth::{ApiKey, Auth, TokenSource};
 use crate::error::{Error, ProtocolError, Result};
+use crate::rate_limit::{AllCalls, Bucket};
 use crate::retry::RetryPolicy;
-use crate::transport::{
-    Request, Transport, TransportBuilder, VendorProfile, parse_base_url, single_bucket,
-};
+use crate::transport::{Request, Transport, TransportBuilder, parse_base_url};
+use crate::vendor::{ErrorBody, Vendor};
 
 /// How long before `expires_at` an [`OAuthSession`] refreshes, unless told otherwise: 60 s.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -73,13 +73,25 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The token endpoint is not the API: no retries after a request may have been delivered (a code
-/// or rotated refresh token works once), no published rate limits.
-const OAUTH_PROFILE: VendorProfile = VendorProfile {
-    name: "sgt-oauth",
-    safe_statuses: &[],
-    buckets: &[],
-    bucket_for: single_bucket,
-};
+/// or rotated refresh token works once), no published rate limits, RFC 6749's error body.
+struct SgtOAuth;
+
+impl Vendor for SgtOAuth {
+    type Bucket = AllCalls;
+    const NAME: &'static str = "sgt-oauth";
+    const SAFE_STATUSES: &'static [u16] = &[];
+    const BUCKETS: &'static [Bucket<AllCalls>] = &[];
+    const REQUEST_ID_POINTERS: &'static [&'static str] = &[];
+
+    fn bucket_for(_: &reqwest::Method, _: &str) -> AllCalls {
+        AllCalls
+    }
+
+    /// `{error, error_description}` (RFC 6749 §5.2), or `{error}` alone.
+    fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
+        ErrorBody::flat(body, &["error_description"])
+    }
+}
 
 /// A PKCE code verifier and its `S256` challenge (RFC 7636).
 ///
@@ -458,7 +470,7 @@ impl OAuthClient {
         if config.client_id.trim().is_empty() {
             return Err(Error::config("the OAuth2 client id is empty"));
         }
-        let mut b = TransportBuilder::new(OAUTH_PROFILE, &config.token_url);
+        let mut b = TransportBuilder::new::<SgtOAuth>(&config.token_url);
         b.auth(Auth::none());
         if let Some(p) = &config.user_agent {
             b.user_agent(p.clone());

@@ -475,6 +475,7 @@ fn report_failed(report: &Report, meta: &ResponseMeta) -> Error {
     ApiError {
         status: meta.status,
         code: ErrorCode::Other(REPORT_FAILED.to_owned()),
+        vendor_code: None,
         message: format!("report {} failed: {reason}", report.id),
         details: report.error.clone(),
         request_id: meta.request_id.clone(),

@@ -553,6 +553,8 @@ pub struct RejectedReading {
 /// one of [`rejected`](IngestError::rejected), [`retryable`](IngestError::retryable) or
 /// [`unconfirmed`](IngestError::unconfirmed): none is lost, and none the server confirmed is
 /// handed back.
+///
+/// As an [`Error`] (through `?`), it is an [`Error::Vendor`].
 #[derive(Debug)]
 pub struct IngestError {
     accepted: u64,
@@ -624,9 +626,20 @@ impl std::error::Error for IngestError {
     }
 }
 
+/// An [`IngestError`] as an [`Error::Vendor`], for `?` in a function returning
+/// [`crate::Result`]; [`Error::vendor`] gets it back:
+///
+/// ```
+/// use iot_sdk::sgt::IngestError;
+///
+/// fn handed_back(err: &iot_sdk::Error) -> usize {
+///     err.vendor::<IngestError>()
+///         .map_or(0, |e| e.rejected().len() + e.retryable().len() + e.unconfirmed().len())
+/// }
+/// ```
 impl From<IngestError> for Error {
     fn from(e: IngestError) -> Self {
-        Error::Ingest(Box::new(e))
+        Error::Vendor(Box::new(e))
     }
 }
 
@@ -875,7 +888,12 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
     let n = chunk.len();
     let req = Request::new(Method::POST, ["telemetry", "ingest"])
         .json(&Body { readings: &chunk })
-        .map(|r| r.pacing("ingest", u32::try_from(n).unwrap_or(u32::MAX)));
+        .map(|r| {
+            r.pacing(
+                super::RateBucket::Ingest,
+                u32::try_from(n).unwrap_or(u32::MAX),
+            )
+        });
     let req = match req {
         Ok(r) => opts.apply(r),
         Err(error) => {

@@ -34,13 +34,12 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{ApiKey, Auth};
 use crate::call::{Call, CallOptions};
+use crate::env::{env_required, env_value};
 use crate::error::{Error, ProtocolError, Result};
 use crate::paging::{FetchPage, ItemStream, Page, PageStream, PageToken};
-use crate::rate_limit::{Bucket, RateLimit};
-use crate::transport::{
-    Request, ResponseMeta, Transport, TransportBuilder, VendorProfile, env_required, env_value,
-    single_bucket,
-};
+use crate::rate_limit::{AllCalls, Bucket, RateLimit};
+use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder};
+use crate::vendor::{ErrorBody, Vendor};
 
 pub mod account;
 pub mod alerts;
@@ -62,19 +61,32 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 
 /// The Starter plan's per-minute limit, the default for [`ClientBuilder::pacing`]; use
 /// [`plan_bucket`] with your plan's number (Business 300, Scale 600).
-pub const BUCKETS: &[Bucket] = &[Bucket::new("all", 60, Duration::from_secs(60), 60)];
+pub const BUCKETS: &[Bucket<AllCalls>] = &[plan_bucket(60)];
 
 /// A pacing bucket for a plan's per-minute limit, for [`ClientBuilder::pacing_buckets`].
-pub const fn plan_bucket(per_minute: u32) -> Bucket {
-    Bucket::new("all", per_minute, Duration::from_secs(60), per_minute)
+pub const fn plan_bucket(per_minute: u32) -> Bucket<AllCalls> {
+    Bucket::new(AllCalls, per_minute, Duration::from_secs(60), per_minute)
 }
 
-pub(crate) const PROFILE: VendorProfile = VendorProfile {
-    name: "siliconwit",
-    safe_statuses: &[],
-    buckets: BUCKETS,
-    bucket_for: single_bucket,
-};
+/// SiliconWit, as the core sees it.
+pub(crate) struct SiliconWit;
+
+impl Vendor for SiliconWit {
+    type Bucket = AllCalls;
+    const NAME: &'static str = "siliconwit";
+    const SAFE_STATUSES: &'static [u16] = &[];
+    const BUCKETS: &'static [Bucket<AllCalls>] = BUCKETS;
+    const REQUEST_ID_POINTERS: &'static [&'static str] = &["/request_id", "/requestId"];
+
+    fn bucket_for(_: &reqwest::Method, _: &str) -> AllCalls {
+        AllCalls
+    }
+
+    /// `{error: "Device not found"}`: a sentence, no code.
+    fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
+        ErrorBody::flat(body, &["message"])
+    }
+}
 
 id_type!(
     /// A device id (`dev_a1b2c3d4`).
@@ -127,7 +139,7 @@ impl Client {
     /// A builder: set a key, then `build()`.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
-            inner: TransportBuilder::new(PROFILE, PRODUCTION_URL),
+            inner: TransportBuilder::new::<SiliconWit>(PRODUCTION_URL),
         }
     }
 
@@ -206,7 +218,7 @@ impl ClientBuilder {
         self
     }
 
-    common_builder_methods!();
+    common_builder_methods!(AllCalls);
 
     /// Builds the client.
     pub fn build(self) -> Result<Client> {

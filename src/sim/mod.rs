@@ -58,7 +58,25 @@ use axum::response::Response;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::rate_limit::Bucket;
+/// A published rate limit the simulator enforces: `limit` per `per`, bursts of `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bucket {
+    pub(crate) name: &'static str,
+    pub(crate) limit: u32,
+    pub(crate) per: Duration,
+    pub(crate) burst: u32,
+}
+
+impl Bucket {
+    pub(crate) const fn new(name: &'static str, limit: u32, per: Duration, burst: u32) -> Self {
+        Bucket {
+            name,
+            limit,
+            per,
+            burst,
+        }
+    }
+}
 
 /// Faults injected into a simulator's responses, for testing retries and timeouts.
 ///

@@ -80,9 +80,9 @@ async fn named_header_key_and_no_authorization() {
 
 #[tokio::test]
 async fn missing_or_empty_key_is_a_config_error() {
-    let b = TransportBuilder::new(VENDOR, "https://api.example.com/v1");
+    let b = TransportBuilder::new::<TestVendor>("https://api.example.com/v1");
     assert!(matches!(b.build(), Err(Error::Config(m)) if m.contains("no credentials")));
-    let mut b = TransportBuilder::new(VENDOR, "https://api.example.com/v1");
+    let mut b = TransportBuilder::new::<TestVendor>("https://api.example.com/v1");
     b.auth(Auth::bearer(""));
     assert!(matches!(b.build(), Err(Error::Config(m)) if m.contains("empty")));
 }

@@ -82,7 +82,8 @@ async fn the_three_vendor_error_bodies_are_normalized() {
     .await;
     let err = t.send(get(&["r"])).await.unwrap_err();
     let api = err.api().unwrap();
-    assert_eq!(api.code(), &ErrorCode::DeviceNotFound);
+    assert_eq!(api.code(), &ErrorCode::NotFound);
+    assert_eq!(api.vendor_code(), Some("device_not_found"));
     assert_eq!(api.details(), Some(&json!({"device_id": "dev_42"})));
     assert_eq!(api.request_id(), Some("req_01HW3K9F2X"));
     assert!(err.is_not_found());

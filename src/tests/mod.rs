@@ -20,22 +20,80 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::auth::Auth;
-use crate::rate_limit::Bucket;
+use crate::error::ErrorCode;
+use crate::rate_limit::{Bucket, BucketKind};
 use crate::retry::RetryPolicy;
-use crate::transport::{Request, Transport, TransportBuilder, VendorProfile};
+use crate::transport::{Request, Transport, TransportBuilder};
+use crate::vendor::{ErrorBody, Vendor, text};
 
 /// A key that must never show up in any output.
 pub(crate) const KEY: &str = "sgt_live_TOPSECRET_5h7k9w";
 
-pub(crate) const VENDOR: VendorProfile = VendorProfile {
-    name: "test",
-    safe_statuses: &[],
-    buckets: &[
-        Bucket::new("read", 600, Duration::from_secs(60), 120),
-        Bucket::new("write", 120, Duration::from_secs(60), 30),
-    ],
-    bucket_for: |m, _| if m == Method::GET { "read" } else { "write" },
-};
+/// The buckets of the test vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TestBucket {
+    Read,
+    Write,
+}
+
+impl BucketKind for TestBucket {
+    fn name(self) -> &'static str {
+        match self {
+            TestBucket::Read => "read",
+            TestBucket::Write => "write",
+        }
+    }
+}
+
+/// A vendor that reads every documented error shape and request-id location, and maps a
+/// vendor-specific code (`device_not_found`), so the core's handling of each can be tested in one
+/// place. Each real vendor's own description is tested in its module.
+pub(crate) struct TestVendor;
+
+impl Vendor for TestVendor {
+    type Bucket = TestBucket;
+    const NAME: &'static str = "test";
+    const SAFE_STATUSES: &'static [u16] = &[];
+    const BUCKETS: &'static [Bucket<TestBucket>] = &[
+        Bucket::new(TestBucket::Read, 600, Duration::from_secs(60), 120),
+        Bucket::new(TestBucket::Write, 120, Duration::from_secs(60), 30),
+    ];
+    const REQUEST_ID_POINTERS: &'static [&'static str] = &[
+        "/meta/request_id",
+        "/error/request_id",
+        "/request_id",
+        "/requestId",
+    ];
+
+    fn bucket_for(method: &Method, _: &str) -> TestBucket {
+        if method == Method::GET {
+            TestBucket::Read
+        } else {
+            TestBucket::Write
+        }
+    }
+
+    fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
+        // SGT's nested shape, then the flat ones of Sepolo, SiliconWit and OAuth2.
+        let nested = body
+            .get("error")
+            .and_then(|e| e.as_object())
+            .map(|e| ErrorBody {
+                code: text(e.get("code")),
+                message: text(e.get("message")),
+                details: e.get("details").filter(|d| !d.is_null()).cloned(),
+                request_id: text(e.get("request_id")),
+            });
+        nested.or_else(|| ErrorBody::flat(body, &["message", "error_description"]))
+    }
+
+    fn error_code(code: &str) -> ErrorCode {
+        match code.trim() {
+            "device_not_found" => ErrorCode::NotFound,
+            other => ErrorCode::parse(other),
+        }
+    }
+}
 
 /// Fast retries (1-5 ms) so the matrix runs in milliseconds.
 pub(crate) fn fast_retry() -> RetryPolicy {
@@ -51,7 +109,7 @@ pub(crate) fn builder(server: &MockServer) -> TransportBuilder {
 
 pub(crate) fn builder_at(base: &str) -> TransportBuilder {
     traces();
-    let mut b = TransportBuilder::new(VENDOR, base);
+    let mut b = TransportBuilder::new::<TestVendor>(base);
     b.auth(Auth::bearer(KEY));
     b.retry_policy(fast_retry());
     b

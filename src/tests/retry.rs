@@ -14,13 +14,13 @@ use crate::error::{Error, TransportErrorKind};
 use crate::retry::RetryBudget;
 
 /// Answers every request with `status`; returns how many requests arrived for `req`.
-async fn count_for(status: u16, req: Request, vendor: VendorProfile) -> (usize, Error) {
+async fn count_for<V: Vendor>(status: u16, req: Request) -> (usize, Error) {
     let server = MockServer::start().await;
     Mock::given(path("/v1/r"))
         .respond_with(ResponseTemplate::new(status))
         .mount(&server)
         .await;
-    let mut b = TransportBuilder::new(vendor, &format!("{}/v1", server.uri()));
+    let mut b = TransportBuilder::new::<V>(&format!("{}/v1", server.uri()));
     b.auth(Auth::bearer(KEY));
     b.retry_policy(fast_retry());
     let err = b.build().unwrap().send(req).await.unwrap_err();
@@ -32,7 +32,7 @@ macro_rules! matrix {
         #[tokio::test]
         async fn $name() {
             let req = if $idempotent { get(&["r"]) } else { post(&["r"]) };
-            let (n, err) = count_for($status, req, VENDOR).await;
+            let (n, err) = count_for::<TestVendor>($status, req).await;
             assert_eq!(n, $expected, "requests received");
             assert_eq!(err.status(), Some($status));
             assert_eq!(err.api().unwrap().attempts(), $expected as u32);
@@ -62,21 +62,31 @@ matrix! {
 #[tokio::test]
 async fn patch_marked_idempotent_retries_500() {
     let req = Request::new(Method::PATCH, ["r"]).idempotent(true);
-    assert_eq!(count_for(500, req, VENDOR).await.0, 3);
+    assert_eq!(count_for::<TestVendor>(500, req).await.0, 3);
     let req = Request::new(Method::PATCH, ["r"]);
-    assert_eq!(count_for(500, req, VENDOR).await.0, 1);
+    assert_eq!(count_for::<TestVendor>(500, req).await.0, 1);
 }
 
 #[tokio::test]
 async fn vendor_safe_statuses_retry_post() {
-    const SGT_LIKE: VendorProfile = VendorProfile {
-        name: "sgt-like",
-        safe_statuses: &[500, 502],
-        ..VENDOR
-    };
-    assert_eq!(count_for(500, post(&["r"]), SGT_LIKE).await.0, 3);
-    assert_eq!(count_for(502, post(&["r"]), SGT_LIKE).await.0, 3);
-    assert_eq!(count_for(504, post(&["r"]), SGT_LIKE).await.0, 1);
+    /// The test vendor, promising like SGT that 500 and 502 are safe to retry.
+    struct SgtLike;
+    impl Vendor for SgtLike {
+        type Bucket = TestBucket;
+        const NAME: &'static str = "sgt-like";
+        const SAFE_STATUSES: &'static [u16] = &[500, 502];
+        const BUCKETS: &'static [Bucket<TestBucket>] = TestVendor::BUCKETS;
+        const REQUEST_ID_POINTERS: &'static [&'static str] = TestVendor::REQUEST_ID_POINTERS;
+        fn bucket_for(method: &Method, path: &str) -> TestBucket {
+            TestVendor::bucket_for(method, path)
+        }
+        fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
+            TestVendor::error_body(body)
+        }
+    }
+    assert_eq!(count_for::<SgtLike>(500, post(&["r"])).await.0, 3);
+    assert_eq!(count_for::<SgtLike>(502, post(&["r"])).await.0, 3);
+    assert_eq!(count_for::<SgtLike>(504, post(&["r"])).await.0, 1);
 }
 
 async fn connect_refused(req: Request) {
@@ -337,7 +347,6 @@ async fn rate_limit_of_the_last_response_is_kept() {
 
 #[tokio::test]
 async fn pacing_spaces_requests_per_bucket() {
-    use crate::rate_limit::Bucket;
     let server = MockServer::start().await;
     Mock::given(path("/v1/r"))
         .respond_with(ResponseTemplate::new(204))
@@ -346,8 +355,8 @@ async fn pacing_spaces_requests_per_bucket() {
     let mut b = builder(&server);
     // Writes: 4 a second, burst 1 -> one every 250 ms. Reads: unlimited in practice.
     b.pacing_buckets(vec![
-        Bucket::new("write", 4, Duration::from_secs(1), 1),
-        Bucket::new("read", 100_000, Duration::from_secs(1), 100_000),
+        Bucket::new(TestBucket::Write, 4, Duration::from_secs(1), 1),
+        Bucket::new(TestBucket::Read, 100_000, Duration::from_secs(1), 100_000),
     ]);
     let t = b.build().unwrap();
     let start = Instant::now();
@@ -368,7 +377,9 @@ async fn pacing_spaces_requests_per_bucket() {
     );
     // An explicit bucket and cost: 3 units at 4 a second after the bucket ran dry.
     let start = Instant::now();
-    t.send(post(&["r"]).pacing("write", 3)).await.unwrap();
+    t.send(post(&["r"]).pacing(TestBucket::Write, 3))
+        .await
+        .unwrap();
     assert!(
         start.elapsed() >= Duration::from_millis(400),
         "{:?}",

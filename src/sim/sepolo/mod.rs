@@ -109,7 +109,7 @@ use super::{
     FaultAction, FaultInjector, Faults, ParamError, Params, RateDecision, RateLimiter, Server,
     Stats, dropped_connection, fnv1a, lock, request_id,
 };
-use crate::rate_limit::Bucket;
+use crate::sim::Bucket;
 use crate::{Error, Result};
 use data::{Data, TimeKey};
 

@@ -78,7 +78,7 @@ use super::{
     FaultAction, FaultInjector, Faults, ParamError, RateDecision, RateLimiter, Server, Stats,
     dropped_connection, lock, request_id,
 };
-use crate::rate_limit::Bucket;
+use crate::sim::Bucket;
 use crate::{Error, Result};
 use data::Data;
 

@@ -87,7 +87,7 @@ use super::{
     DailyDecision, DailyQuota, FaultAction, FaultInjector, Faults, ParamError, RateDecision,
     RateLimiter, Server, Stats, bearer_token, dropped_connection, lock, request_id,
 };
-use crate::rate_limit::Bucket;
+use crate::sim::Bucket;
 use crate::{Error, Result};
 use data::Data;
 

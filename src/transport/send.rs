@@ -1,0 +1,303 @@
+//! The send loop: one attempt after another until success, a final failure, or the retry
+//! policy says stop.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::CONTENT_TYPE;
+use url::Url;
+
+use super::decode::api_error;
+use super::{Request, Response, Transport};
+use crate::auth::{ApiKey, Redactor};
+use crate::error::{Error, RequestInfo, Result, TransportError, TransportErrorKind};
+use crate::retry::{FailureKind, RetryDecision};
+
+/// Never sleep longer than this between attempts, whatever the configuration says.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// How one attempt ended, when it did not succeed.
+struct AttemptFailure {
+    kind: FailureKind,
+    error: Error,
+    retry_after: Option<Duration>,
+    /// The key the attempt was sent with, to hand back to a token source on 401.
+    key: Option<ApiKey>,
+}
+
+impl Transport {
+    /// Sends `req` until it succeeds, fails for good, or the retry policy says stop.
+    pub(super) async fn send_with_retries(
+        &self,
+        req: &Request,
+        url: &Url,
+        info: &RequestInfo,
+    ) -> Result<Response> {
+        let policy = req.retry.as_ref().unwrap_or(&self.inner.retry);
+        let started = Instant::now();
+        let mut delays = policy.delays();
+        let mut max_attempts = policy.max_attempts();
+        let mut reauthenticated = false;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let failed = match self.attempt(req, url, info, attempt).await? {
+                Ok(resp) => {
+                    self.inner.budget.on_success();
+                    return Ok(resp);
+                }
+                Err(f) => f,
+            };
+            let AttemptFailure {
+                kind,
+                error,
+                retry_after,
+                key,
+            } = failed;
+
+            if kind == FailureKind::Status(401) && !reauthenticated {
+                if let Some(key) = key {
+                    if self.inner.auth.refresh_after_401(&key).await? {
+                        tracing::info!(attempt, "401: refreshed the token, sending again");
+                        reauthenticated = true;
+                        max_attempts = max_attempts.saturating_add(1);
+                        continue;
+                    }
+                }
+            }
+
+            let decision = RetryDecision {
+                kind,
+                idempotent: req.idempotent,
+                attempt,
+                max_attempts,
+                retry_after,
+                elapsed: started.elapsed(),
+            };
+            let verdict = policy.next_delay(
+                &decision,
+                delays.next(),
+                self.inner.vendor.safe_statuses,
+                &self.inner.budget,
+            );
+            let delay = match verdict {
+                Ok(d) => d,
+                Err(why) => {
+                    tracing::debug!(attempt, reason = why, "not retrying");
+                    return Err(with_attempts(error, attempt));
+                }
+            };
+            tracing::info!(
+                attempt,
+                failure = ?kind,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                request_id = error.request_id().unwrap_or(""),
+                "retrying",
+            );
+            tokio::time::sleep(delay.min(MAX_SLEEP)).await;
+        }
+    }
+
+    /// One attempt. The outer `Err` is final (a token source failed); the inner one may be retried.
+    async fn attempt(
+        &self,
+        req: &Request,
+        url: &Url,
+        info: &RequestInfo,
+        attempt: u32,
+    ) -> Result<std::result::Result<Response, AttemptFailure>> {
+        let i = &self.inner;
+        let mut rb = i
+            .http
+            .request(req.method.clone(), url.clone())
+            .headers(i.default_headers.clone())
+            .headers(req.headers.clone())
+            .timeout(req.timeout.unwrap_or(i.timeout));
+        let mut key = None;
+        if req.authenticate {
+            let (name, value, k) = i.auth.header_for_attempt().await?;
+            rb = rb.header(name, value);
+            key = Some(k);
+        }
+        let redactor = Redactor::new(
+            i.auth
+                .static_key()
+                .into_iter()
+                .chain(key.as_ref())
+                .chain(&req.secrets),
+        );
+        if let Some((content_type, body)) = &req.body {
+            rb = rb
+                .header(CONTENT_TYPE, content_type.clone())
+                .body(body.clone());
+        }
+
+        let bucket = req
+            .pacing
+            .unwrap_or_else(|| ((i.vendor.bucket_for)(&req.method, url.path()), 1));
+        if let Some(pacer) = &i.pacer {
+            pacer.acquire(bucket.0, bucket.1).await;
+        }
+
+        let started = Instant::now();
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = classify(&e);
+                tracing::debug!(attempt, kind = ?kind, "attempt failed before a response");
+                return Ok(Err(AttemptFailure {
+                    kind: FailureKind::of_transport(kind),
+                    error: transport_error(kind, info, describe_reqwest(&e), Some(e)),
+                    retry_after: None,
+                    key,
+                }));
+            }
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let received = SystemTime::now();
+        let body = match read_body(resp, i.max_response_bytes).await {
+            Ok(b) => b,
+            Err((kind, msg, source)) => {
+                tracing::debug!(attempt, status = status.as_u16(), "reading the body failed");
+                return Ok(Err(AttemptFailure {
+                    kind: FailureKind::of_transport(kind),
+                    error: transport_error(kind, info, msg, source),
+                    retry_after: None,
+                    key,
+                }));
+            }
+        };
+
+        let meta = self.meta(status, &headers, &body, info, attempt, received, &redactor);
+        if let Some(pacer) = &i.pacer {
+            pacer.observe(bucket.0, &meta.rate_limit);
+        }
+        tracing::debug!(
+            attempt,
+            status = status.as_u16(),
+            request_id = meta.request_id.as_deref().unwrap_or(""),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "response",
+        );
+        if status.is_success() {
+            return Ok(Ok(Response {
+                body,
+                meta,
+                redactor,
+            }));
+        }
+        let retry_after = meta.rate_limit.retry_after;
+        let error = api_error(&i.vendor, status, &headers, &body, meta, &redactor);
+        Ok(Err(AttemptFailure {
+            kind: FailureKind::Status(status.as_u16()),
+            error: error.into(),
+            retry_after,
+            key,
+        }))
+    }
+}
+
+fn classify(e: &reqwest::Error) -> TransportErrorKind {
+    if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_request() || e.is_body() {
+        TransportErrorKind::Request
+    } else {
+        TransportErrorKind::Other
+    }
+}
+
+/// reqwest's message and its causes, without the URL.
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.contains(&t) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    let head = if e.is_timeout() {
+        "operation timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    if parts.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", parts.join(": "))
+    }
+}
+
+fn transport_error(
+    kind: TransportErrorKind,
+    info: &RequestInfo,
+    message: String,
+    source: Option<reqwest::Error>,
+) -> Error {
+    TransportError {
+        kind,
+        request: info.clone(),
+        attempts: 1,
+        message,
+        source: source
+            .map(|e| Box::new(e.without_url()) as Box<dyn std::error::Error + Send + Sync>),
+    }
+    .into()
+}
+
+type BodyError = (TransportErrorKind, String, Option<reqwest::Error>);
+
+async fn read_body(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> std::result::Result<Vec<u8>, BodyError> {
+    let too_large = || {
+        (
+            TransportErrorKind::ResponseTooLarge,
+            format!("the response body is larger than {max} bytes"),
+            None,
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let expected = resp
+        .content_length()
+        .map_or(0, |n| usize::try_from(n).unwrap_or(max));
+    let mut body = Vec::with_capacity(expected.min(max));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len().saturating_add(chunk.len()) > max {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    TransportErrorKind::Timeout
+                } else {
+                    TransportErrorKind::Request
+                };
+                let msg = format!("reading the response body failed: {}", describe_reqwest(&e));
+                return Err((kind, msg, Some(e)));
+            }
+        }
+    }
+}
+
+fn with_attempts(mut e: Error, attempts: u32) -> Error {
+    match &mut e {
+        Error::Api(a) => a.attempts = attempts,
+        Error::Transport(t) => t.attempts = attempts,
+        _ => {}
+    }
+    e
+}
