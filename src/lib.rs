@@ -77,6 +77,10 @@ pub(crate) mod transport;
 mod vendor;
 mod window;
 
+// The core has no caller without a vendor: a build with none is a mistake, said plainly.
+#[cfg(not(any(feature = "sgt", feature = "sepolo", feature = "siliconwit")))]
+compile_error!("iot-sdk needs at least one vendor feature: `sgt`, `sepolo` or `siliconwit`");
+
 #[cfg(feature = "sgt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sgt")))]
 pub mod sgt;

@@ -152,6 +152,12 @@ impl BucketKind for AllCalls {
 /// let plan = Bucket::new(AllCalls, 300, Duration::from_secs(60), 300);
 /// assert_eq!(plan.name(), "all");
 /// ```
+///
+/// A bucket is named by a kind, never by a string, so a misspelt one does not compile:
+///
+/// ```compile_fail
+/// let b = iot_sdk::Bucket::new("raed", 600, std::time::Duration::from_secs(60), 120);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucket<K> {
     /// Which of the vendor's buckets this is.

@@ -194,4 +194,24 @@ mod tests {
             None
         );
     }
+
+    /// Sepolo's description reads `{error, message}` and a lone `{error}`, for any text.
+    #[test]
+    fn the_description_reads_sepolo_error_bodies() {
+        use crate::vendor::Vendor;
+        use proptest::prelude::*;
+        proptest!(|(code in "\\PC{0,40}", message in "\\PC{0,80}")| {
+            let body = serde_json::json!({"error": code, "message": message});
+            let parsed = super::super::Sepolo::error_body(body.as_object().unwrap()).unwrap();
+            prop_assert_eq!(parsed.code.as_deref(), Some(code.as_str()));
+            prop_assert_eq!(parsed.message.as_deref(), Some(message.as_str()));
+            let lone = serde_json::json!({"error": message});
+            let parsed = super::super::Sepolo::error_body(lone.as_object().unwrap()).unwrap();
+            prop_assert_eq!(parsed.code, None);
+            prop_assert_eq!(parsed.message.as_deref(), Some(message.as_str()));
+            // SGT's nested shape is not Sepolo's.
+            let nested = serde_json::json!({"error": {"code": code}});
+            prop_assert_eq!(super::super::Sepolo::error_body(nested.as_object().unwrap()), None);
+        });
+    }
 }

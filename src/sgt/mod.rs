@@ -64,6 +64,29 @@ pub const TOKEN_URL: &str = "https://auth.sgtsystems.com/oauth2/token";
 pub const MAX_PAGE_SIZE: u32 = 500;
 
 /// SGT's rate-limit buckets (see [`BUCKETS`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use iot_sdk::Bucket;
+/// use iot_sdk::sgt::{Client, RateBucket};
+///
+/// // A plan with twice the published read rate; other calls are not paced.
+/// let builder = Client::builder().pacing_buckets(vec![Bucket::new(
+///     RateBucket::Read,
+///     1200,
+///     Duration::from_secs(60),
+///     240,
+/// )]);
+/// # let _ = builder;
+/// ```
+///
+/// Another vendor's bucket is refused at compile time:
+///
+/// ```compile_fail
+/// use std::time::Duration;
+/// let b = iot_sdk::Bucket::new(iot_sdk::AllCalls, 60, Duration::from_secs(60), 60);
+/// let builder = iot_sdk::sgt::Client::builder().pacing_buckets(vec![b]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateBucket {
     /// GET and HEAD.

@@ -605,6 +605,20 @@ where
 mod tests {
     use super::*;
 
+    /// SiliconWit's description reads `{error: "sentence"}` as the message, for any text.
+    #[test]
+    fn the_description_reads_siliconwit_error_bodies() {
+        use proptest::prelude::*;
+        proptest!(|(message in "\\PC{0,80}")| {
+            let body = serde_json::json!({"error": message});
+            let parsed = SiliconWit::error_body(body.as_object().unwrap()).unwrap();
+            prop_assert_eq!(parsed.code, None);
+            prop_assert_eq!(parsed.message.as_deref(), Some(message.as_str()));
+            let nested = serde_json::json!({"error": {"message": message}});
+            prop_assert_eq!(SiliconWit::error_body(nested.as_object().unwrap()), None);
+        });
+    }
+
     #[test]
     fn from_env_and_limits() {
         assert!(matches!(
