@@ -16,10 +16,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use iot_sdk::sim::Faults;
-use iot_sdk::sim::sepolo::SepoloSimulator;
-use iot_sdk::sim::sgt::SgtSimulator;
-use iot_sdk::sim::siliconwit::{Plan, SiliconWitSimulator};
+use iot_sdk_sim::Faults;
+use iot_sdk_sim::sepolo::SepoloSimulator;
+use iot_sdk_sim::sgt::SgtSimulator;
+use iot_sdk_sim::siliconwit::{Plan, SiliconWitSimulator};
 
 const USAGE: &str = "\
 usage: simulator <VENDOR> [options]

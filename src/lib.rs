@@ -40,8 +40,8 @@
 //! - [`Page`], [`PageStream`], [`ItemStream`]: cursor and offset paging as lazy `Stream`s.
 //! - [`Call`]: a prepared request: `.send()`, `.send_with_meta()` ([`ResponseMeta`]) or `.await`.
 //!
-//! Without API keys, the simulators in `sim` (feature `sim`) serve every endpoint of the three
-//! APIs on 127.0.0.1, for examples and for your own tests.
+//! Without API keys, the simulators of the companion crate `iot-sdk-sim` serve every endpoint of
+//! the three APIs on 127.0.0.1, for examples and for your own tests.
 //!
 //! ## Feature flags
 //!
@@ -52,7 +52,6 @@
 //! | `siliconwit` | yes | the SiliconWit client |
 //! | `rustls` | yes | TLS through rustls |
 //! | `native-tls` | no | TLS through the platform's library |
-//! | `sim` | no | in-process simulators of the three APIs |
 #![deny(missing_docs)]
 // Shared internals used only by the vendors that are switched off are dead in a build with
 // fewer vendors; with all of them on (the default, and CI's clippy), nothing may be unused.
@@ -75,9 +74,6 @@ pub mod error;
 pub mod paging;
 pub mod rate_limit;
 pub mod retry;
-#[cfg(feature = "sim")]
-#[allow(clippy::arithmetic_side_effects)] // test servers, not reachable from a client
-pub mod sim;
 pub(crate) mod transport;
 mod window;
 
