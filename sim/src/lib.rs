@@ -13,10 +13,19 @@
 //! | [`siliconwit::SiliconWitSimulator`] | `/v1/…`, with plans, retention and daily quotas | `fixtures/siliconwit/` plus a generated account |
 //!
 //! Point a client's base URL at the simulator's `base_url()` and it behaves like the real API,
-//! offline and deterministic for a given seed. `cargo run --example simulator -- <vendor>` serves
-//! one until Ctrl-C, for curl or any other language.
+//! offline and deterministic for a given seed (the clients of the `iot-sdk` crate take it as
+//! their `base_url`; this crate does not depend on them). The binary of this crate serves one
+//! until Ctrl-C, for curl or any other language: `cargo run -p iot-sdk-sim -- <vendor> --port
+//! 8080 --key K` (`--help` lists the options).
 //!
-//! What every simulator shares, from this module:
+//! What every simulator shares, written once for all three:
+//!
+//! - [`SimulatorBuilder`]: the settings every simulator has (`api_key`, `faults`,
+//!   `rate_limit_scale`, `seed`, `port`), beside each vendor's own; `start()` fails with
+//!   [`Error::Bind`] when the port cannot be bound and [`Error::InvalidSetting`] for a bad
+//!   setting.
+//! - [`Simulator`]: the running server (`base_url`, `addr`, `api_key`, `stats`, `set_faults`,
+//!   `shutdown`), with each vendor's own methods.
 //!
 //! - [`Faults`]: fault injection for tests — a fraction of requests answered 500/502/503, a
 //!   fraction whose connection is dropped, and added latency. A fault is decided *before* any
@@ -28,6 +37,11 @@
 //! - [`Stats`]: counters of what the server saw.
 //!
 //! The server stops when its handle is dropped, or gracefully with `shutdown().await`.
+//!
+//! The simulators read the vendors' example bodies from the repository's `fixtures/` directory
+//! at compile time (`include_str!("../../../fixtures/…")`): the crate builds inside this
+//! repository; packaging it on its own (`cargo package`) would first need the fixtures copied
+//! into `sim/`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), iot_sdk_sim::Error> {
@@ -46,28 +60,20 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-#[macro_use]
-mod macros;
-
 mod error;
 pub mod sepolo;
+mod server;
 pub mod sgt;
 pub mod siliconwit;
 
 pub use error::{Error, Result};
+pub use server::{Simulator, SimulatorBuilder};
 
 use std::collections::{BTreeMap, HashMap};
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use axum::http::{HeaderMap, HeaderValue};
 
 /// Faults injected into a simulator's responses, for testing retries and timeouts.
 ///
@@ -167,151 +173,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Serving
-// ---------------------------------------------------------------------------------------------
-
-/// A running server: its address, and the means to stop it. Dropping it stops the server.
-#[derive(Debug)]
-pub(crate) struct Server {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// Binds `127.0.0.1:port` (0 = ephemeral) and serves `router` on the current tokio runtime.
-    pub(crate) async fn start(router: Router, port: u16) -> Result<Server> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let bind = |source| Error::Bind { addr, source };
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
-        let addr = listener.local_addr().map_err(bind)?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                // Resolves on an explicit shutdown and when the handle (the sender) is dropped.
-                let _ = rx.await;
-            };
-            // An accept error other than a per-connection one ends the server; nothing to do then.
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await;
-        });
-        Ok(Server {
-            addr,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
-    }
-
-    /// The bound address.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
-    pub(crate) fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Stops accepting connections, lets in-flight requests finish (for up to 10 s, then aborts
-    /// them) and waits for the server task to end.
-    pub(crate) async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// A response whose body fails at once: hyper then closes the connection without writing the
-/// response head, so the client sees the connection end with no response at all.
-pub(crate) fn dropped_connection() -> Response {
-    let failing = futures::stream::iter([Err::<Bytes, io::Error>(io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "simulated dropped connection",
-    ))]);
-    Response::new(Body::from_stream(failing))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Faults
-// ---------------------------------------------------------------------------------------------
-
-/// What to do with a request, decided before it is processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FaultAction {
-    /// Process it.
-    Pass,
-    /// Answer with this 5xx status.
-    Error(StatusCode),
-    /// Close the connection without a response.
-    Drop,
-}
-
-/// Decides faults for requests, from a seeded random source.
-#[derive(Debug)]
-pub(crate) struct FaultInjector {
-    faults: Mutex<Faults>,
-    rng: Mutex<fastrand::Rng>,
-}
-
-impl FaultInjector {
-    pub(crate) fn new(faults: Faults, seed: u64) -> Self {
-        FaultInjector {
-            faults: Mutex::new(faults),
-            rng: Mutex::new(fastrand::Rng::with_seed(seed ^ 0x6661_756c_7473)),
-        }
-    }
-
-    /// Replaces the faults (takes effect from the next request).
-    pub(crate) fn set(&self, faults: Faults) {
-        *lock(&self.faults) = faults;
-    }
-
-    /// The current faults.
-    pub(crate) fn get(&self) -> Faults {
-        *lock(&self.faults)
-    }
-
-    /// Rolls the dice for one request.
-    pub(crate) fn decide(&self) -> FaultAction {
-        let faults = self.get();
-        if faults.drop_rate <= 0.0 && faults.error_rate <= 0.0 {
-            return FaultAction::Pass;
-        }
-        let mut rng = lock(&self.rng);
-        if rng.f64() < faults.drop_rate {
-            return FaultAction::Drop;
-        }
-        if rng.f64() < faults.error_rate {
-            let status = match rng.u8(0..3) {
-                0 => StatusCode::INTERNAL_SERVER_ERROR,
-                1 => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return FaultAction::Error(status);
-        }
-        FaultAction::Pass
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Rate limiting
 // ---------------------------------------------------------------------------------------------
 
@@ -330,9 +191,9 @@ pub(crate) struct RateDecision {
     pub(crate) retry_after: Option<u64>,
 }
 
-impl RateDecision {
+impl server::LimitHeaders for RateDecision {
     /// Writes `X-RateLimit-Limit`, `-Remaining`, `-Reset` and, when refused, `Retry-After`.
-    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+    fn apply(&self, headers: &mut HeaderMap) {
         headers.insert("x-ratelimit-limit", HeaderValue::from(self.limit));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(self.remaining));
         headers.insert("x-ratelimit-reset", HeaderValue::from(self.reset));
@@ -742,13 +603,10 @@ impl DailyQuota {
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), if there is
 /// a non-empty one.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    let token = rest.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    match server::bearer(headers) {
+        server::Bearer::Token(token) => Some(token),
+        server::Bearer::Missing | server::Bearer::Malformed => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

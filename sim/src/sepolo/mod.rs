@@ -89,32 +89,29 @@ mod service;
 mod signals;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{
-    FaultAction, FaultInjector, Faults, ParamError, Params, RateDecision, RateLimiter, Server,
-    Stats, dropped_connection, fnv1a, lock, request_id,
+use crate::server::{
+    ANONYMOUS, Bearer, Canned, Core, Failure, Settings, Simulator, SimulatorBuilder, Vendor,
+    bearer, json_response,
 };
-use crate::{Bucket, Error, Result};
+use crate::{Bucket, Error, ParamError, Params, RateDecision, RateLimiter, Result, fnv1a, lock};
 use data::{Data, TimeKey};
 
 /// The simulator's rate limit per key (Sepolo publishes none).
 const REQUESTS: Bucket = Bucket::new("requests", 600, Duration::from_secs(60), 120);
 
-/// The rate-limit key of callers without a valid key.
-const ANONYMOUS: &str = "anonymous";
+/// The `Content-Type` of every JSON body.
+const JSON: &str = "application/json; charset=utf-8";
 
 /// The largest organization the builder accepts.
 const MAX_ORGANIZATION: usize = 100_000;
@@ -139,7 +136,7 @@ pub const ALL_SCOPES: [&str; 14] = [
 
 /// An accepted API key and what it may do.
 #[derive(Clone)]
-struct KeyInfo {
+pub(crate) struct KeyInfo {
     key: String,
     scopes: Vec<String>,
     client_name: String,
@@ -168,55 +165,45 @@ impl KeyInfo {
 }
 
 /// Builds and starts a [`SepoloSimulator`]. Get one from [`SepoloSimulator::builder`].
+
+/// Builds and starts a [`SepoloSimulator`]: the settings every simulator has (see
+/// [`SimulatorBuilder`]; its `api_key` is the main key, granted every scope) and those below.
+/// Get one from [`SepoloSimulator::builder`].
+pub type SepoloSimulatorBuilder = SimulatorBuilder<SepoloOptions>;
+
+/// The Sepolo settings of a [`SepoloSimulatorBuilder`], set through its methods.
 #[derive(Clone)]
-#[must_use]
-pub struct SepoloSimulatorBuilder {
-    api_key: String,
+pub struct SepoloOptions {
     restricted: Vec<KeyInfo>,
     organization_size: usize,
-    faults: Faults,
-    rate_limit_scale: f64,
-    seed: u64,
-    port: u16,
 }
 
-impl std::fmt::Debug for SepoloSimulatorBuilder {
+impl std::fmt::Debug for SepoloOptions {
     /// Everything but the keys.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SepoloSimulatorBuilder")
+        f.debug_struct("SepoloOptions")
             .field("restricted_keys", &self.restricted.len())
             .field("organization_size", &self.organization_size)
-            .field("faults", &self.faults)
-            .field("rate_limit_scale", &self.rate_limit_scale)
-            .field("seed", &self.seed)
-            .field("port", &self.port)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
-impl Default for SepoloSimulatorBuilder {
+impl Default for SimulatorBuilder<SepoloOptions> {
     fn default() -> Self {
-        SepoloSimulatorBuilder {
-            api_key: "sep_sim_key".to_owned(),
-            restricted: Vec::new(),
-            organization_size: 50,
-            faults: Faults::none(),
-            rate_limit_scale: 1.0,
-            seed: 0x5345_504f,
-            port: 0,
-        }
+        SimulatorBuilder::with(
+            Settings::new("sep_sim_key", 0x5345_504f),
+            SepoloOptions {
+                restricted: Vec::new(),
+                organization_size: 50,
+            },
+        )
     }
 }
 
-impl SepoloSimulatorBuilder {
-    /// The main API key, granted every scope (default `sep_sim_key`).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = key.into();
-        self
-    }
-
+impl SimulatorBuilder<SepoloOptions> {
     /// Another accepted key, granted only `scopes`: scope names (`"assets.read"`) or
-    /// `iot_sdk::sepolo::Scope` values (of the `iot-sdk` crate), anything that displays as the scope's name. May be called several times; a key given twice keeps the last scopes.
+    /// `iot_sdk::sepolo::Scope` values (of the `iot-sdk` crate), anything that displays as the
+    /// scope's name. May be called several times; a key given twice keeps the last scopes.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), iot_sdk_sim::Error> {
@@ -234,9 +221,10 @@ impl SepoloSimulatorBuilder {
         I::Item: std::fmt::Display,
     {
         let key = key.into();
-        self.restricted.retain(|k| k.key != key);
-        let number = self.restricted.len() + 1;
-        self.restricted.push(KeyInfo {
+        let restricted = &mut self.options.restricted;
+        restricted.retain(|k| k.key != key);
+        let number = restricted.len() + 1;
+        restricted.push(KeyInfo {
             key,
             scopes: scopes.into_iter().map(|s| s.to_string()).collect(),
             client_name: format!("Restricted integration {number}"),
@@ -248,150 +236,96 @@ impl SepoloSimulatorBuilder {
     /// devices, customers, vendors, parts, users, incidents, visits, appointments and reports
     /// are generated in proportion.
     pub fn organization_size(mut self, assets: usize) -> Self {
-        self.organization_size = assets;
+        self.options.organization_size = assets;
         self
     }
-
-    sim_builder_common!(SepoloSimulator);
 
     /// Seeds the data, binds the port and starts serving on the current tokio runtime.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSetting`] for an invalid setting (an empty key, a scale that is not finite and
-    /// positive, an organization over 100,000 assets); [`Error::Bind`] when the port cannot be bound.
+    /// [`Error::InvalidSetting`] for an invalid setting (an empty key, a scale that is not
+    /// finite and positive, an organization over 100,000 assets); [`Error::Bind`] when the port
+    /// cannot be bound.
     pub async fn start(self) -> Result<SepoloSimulator> {
-        if self.api_key.trim().is_empty() || self.restricted.iter().any(|k| k.key.trim().is_empty())
-        {
+        let SimulatorBuilder { settings, options } = self;
+        settings.check()?;
+        if options.restricted.iter().any(|k| k.key.trim().is_empty()) {
             return Err(Error::invalid("simulator API keys must not be empty"));
         }
-        if !(self.rate_limit_scale.is_finite() && self.rate_limit_scale > 0.0) {
-            return Err(Error::invalid(
-                "simulator rate_limit_scale must be finite and positive",
-            ));
-        }
-        if self.organization_size > MAX_ORGANIZATION {
+        if options.organization_size > MAX_ORGANIZATION {
             return Err(Error::invalid(
                 "simulator organization_size must be at most 100,000",
             ));
         }
-        let data =
-            Data::seed(self.seed, self.organization_size, data::now()).map_err(Error::Data)?;
+        let data = Data::seed(settings.seed, options.organization_size, data::now())
+            .map_err(Error::Data)?;
         let mut keys = vec![KeyInfo {
-            key: self.api_key.clone(),
+            key: settings.api_key.clone(),
             scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             client_name: "Partner API".to_owned(),
         }];
         keys.extend(
-            self.restricted
+            options
+                .restricted
                 .into_iter()
-                .filter(|k| k.key != self.api_key),
+                .filter(|k| k.key != settings.api_key),
         );
-        let shared = Arc::new(Shared {
+        let core = Core::new(&settings);
+        let state = Arc::new(SepoloState {
             keys: keys.into_iter().map(Arc::new).collect(),
-            per_minute: (f64::from(REQUESTS.limit) * self.rate_limit_scale)
+            per_minute: (f64::from(REQUESTS.limit) * settings.rate_limit_scale)
                 .round()
                 .max(1.0) as u64,
-            seed: self.seed,
+            seed: settings.seed,
             data: Mutex::new(data),
-            limiter: RateLimiter::new(self.rate_limit_scale),
-            faults: FaultInjector::new(self.faults, self.seed),
-            stats: Mutex::new(Stats::default()),
-            ids: Mutex::new(fastrand::Rng::with_seed(self.seed ^ 0x0072_6571_6964)),
+            limiter: RateLimiter::new(settings.rate_limit_scale),
+            core: core.clone(),
         });
-        let server = Server::start(router(shared.clone()), self.port).await?;
-        Ok(SepoloSimulator {
-            base_url: server.origin(),
-            api_key: self.api_key,
-            server,
-            shared,
-        })
+        crate::server::start(settings, core, state, routes(), "").await
     }
 }
 
-/// A running Sepolo simulator. The server stops when this is dropped (or on
-/// [`SepoloSimulator::shutdown`]).
-pub struct SepoloSimulator {
-    base_url: String,
-    api_key: String,
-    server: Server,
-    shared: Arc<Shared>,
-}
+/// A running Sepolo simulator: the handle of [`Simulator`] (its base URL is the origin, the
+/// client appends `/api/v1`). The server stops when this is dropped (or on
+/// [`Simulator::shutdown`]).
+pub type SepoloSimulator = Simulator<SepoloState>;
 
-impl std::fmt::Debug for SepoloSimulator {
-    /// The address only: no keys or (possibly large) data.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SepoloSimulator")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SepoloSimulator {
+impl Simulator<SepoloState> {
     /// A builder with the defaults (key `sep_sim_key` with every scope, 50 generated assets, no
     /// faults, 600 requests a minute per key, any free port).
     pub fn builder() -> SepoloSimulatorBuilder {
         SepoloSimulatorBuilder::default()
     }
-
-    /// The base URL, `http://127.0.0.1:PORT`, without a path: the client appends
-    /// `/api/v1/...`.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The main API key (the builder's `api_key`), which has every scope.
-    pub fn api_key(&self) -> &str {
-        &self.api_key
-    }
-
-    /// The organization id every key belongs to.
-    pub fn organization_id(&self) -> &str {
-        data::ORGANIZATION_ID
-    }
-
-    /// Counters of what the server has seen so far.
-    pub fn stats(&self) -> Stats {
-        lock(&self.shared.stats).clone()
-    }
-
-    /// Replaces the injected faults, from the next request on.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.faults.set(faults);
-    }
-
-    /// Stops the server gracefully: no new connections, in-flight requests finish (up to 10 s).
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
 }
 
-/// State shared by the handlers and the middleware.
-#[derive(Debug)]
-pub(crate) struct Shared {
+/// The state of a running Sepolo simulator, shared by its handlers and its middleware (opaque;
+/// the type parameter of [`SepoloSimulator`]).
+pub struct SepoloState {
     keys: Vec<Arc<KeyInfo>>,
     per_minute: u64,
     seed: u64,
     data: Mutex<Data>,
     limiter: RateLimiter,
-    faults: FaultInjector,
-    stats: Mutex<Stats>,
-    ids: Mutex<fastrand::Rng>,
+    core: Arc<Core>,
 }
 
-impl Shared {
-    fn stat(&self, f: impl FnOnce(&mut Stats)) {
-        f(&mut lock(&self.stats));
+impl std::fmt::Debug for SepoloState {
+    /// The number of keys only: no keys or (possibly large) data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SepoloState")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
     }
+}
 
+/// The name the handlers know the state by.
+pub(crate) type Shared = SepoloState;
+
+impl Shared {
     /// A fresh UUID for a new resource.
     fn new_uuid(&self) -> String {
-        data::uuid(&mut lock(&self.ids))
+        data::uuid(&mut lock(&self.core.ids))
     }
 }
 
@@ -401,7 +335,7 @@ type SharedState = State<Arc<Shared>>;
 #[derive(Debug, Clone)]
 struct Principal(Arc<KeyInfo>);
 
-fn router(shared: Arc<Shared>) -> Router {
+fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/v1/me", get(me))
         .route("/api/v1/assets", get(assets::list))
@@ -452,9 +386,6 @@ fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/reporting/telemetry-daily",
             get(reporting::telemetry_daily),
         )
-        .fallback(unknown_route)
-        .layer(from_fn_with_state(shared.clone(), middleware))
-        .with_state(shared)
 }
 
 /// The scope an endpoint requires, by method and path; `None` for paths that are no endpoint.
@@ -487,14 +418,6 @@ fn required_scope(method: &Method, path: &str) -> Option<&'static str> {
     })
 }
 
-async fn unknown_route(uri: Uri) -> ApiErr {
-    ApiErr::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("No endpoint at '{}'.", uri.path()),
-    )
-}
-
 /// `GET /api/v1/me`: the key's identity, organization and scopes.
 async fn me(
     State(s): SharedState,
@@ -515,10 +438,6 @@ async fn me(
 // ---------------------------------------------------------------------------------------------
 // Responses and errors
 // ---------------------------------------------------------------------------------------------
-
-/// Marks a response the simulator rendered itself (so the middleware leaves it alone).
-#[derive(Debug, Clone, Copy)]
-struct Rendered;
 
 /// An error answer in the spec's shape, `{error, message}`.
 #[derive(Debug, Clone)]
@@ -558,32 +477,23 @@ impl From<ParamError> for ApiErr {
     }
 }
 
+impl From<ApiErr> for Failure {
+    fn from(e: ApiErr) -> Self {
+        Failure::new(e.status, e.error, e.message, Value::Null)
+    }
+}
+
 impl IntoResponse for ApiErr {
     fn into_response(self) -> Response {
-        json_response(
-            self.status,
-            &json!({ "error": self.error, "message": self.message }),
-        )
+        Failure::from(self).into_response()
     }
 }
 
 pub(crate) type Res = std::result::Result<Response, ApiErr>;
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Body::from(bytes));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp.extensions_mut().insert(Rendered);
-    resp
-}
-
 /// 200 with a bare JSON body.
 pub(crate) fn ok(body: Value) -> Response {
-    json_response(StatusCode::OK, &body)
+    json_response(StatusCode::OK, &body, JSON)
 }
 
 /// A list page: `{data, nextCursor, hasMore}`.
@@ -650,39 +560,9 @@ pub(crate) fn time_page<T>(
     ))
 }
 
-/// Gives what axum answered by itself (a method the route lacks, a body it could not read) the
-/// spec's error shape, within its status table.
-fn normalize(resp: Response) -> Response {
-    if resp.extensions().get::<Rendered>().is_some() {
-        return resp;
-    }
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let err = match status {
-        StatusCode::NOT_FOUND => ApiErr::new(status, "not_found", "No such resource."),
-        StatusCode::METHOD_NOT_ALLOWED => ApiErr::new(
-            status,
-            "method_not_allowed",
-            "This method is not allowed on this path.",
-        ),
-        s if s.is_server_error() => ApiErr::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "An unexpected error occurred.",
-        ),
-        _ => ApiErr::validation("The request could not be read."),
-    };
-    let mut out = err.into_response();
-    if let Some(allow) = resp.headers().get(header::ALLOW) {
-        out.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
-// The middleware: request id, faults, auth, rate limit, scopes, headers, stats.
+// What Sepolo adds to the shared middleware: its key header or a bearer token, per-key scopes,
+// one bucket per key, the `{error, message}` body.
 // ---------------------------------------------------------------------------------------------
 
 /// The key a request presents: `X-Sepolo-Api-Key`, else an `Authorization: Bearer` token.
@@ -697,20 +577,15 @@ fn presented_key(headers: &HeaderMap) -> std::result::Result<&str, ApiErr> {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthorized("The X-Sepolo-Api-Key header is empty or not valid."));
     }
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized(
+    match bearer(headers) {
+        Bearer::Token(token) => Ok(token),
+        Bearer::Missing => Err(unauthorized(
             "An API key is required: send it in the X-Sepolo-Api-Key header or as a bearer token.",
-        ));
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthorized("The Authorization header must be 'Bearer <API key>'."))
+        )),
+        Bearer::Malformed => Err(unauthorized(
+            "The Authorization header must be 'Bearer <API key>'.",
+        )),
+    }
 }
 
 fn authenticate(shared: &Shared, headers: &HeaderMap) -> std::result::Result<Arc<KeyInfo>, ApiErr> {
@@ -729,96 +604,96 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> std::result::Result<Arc
         })
 }
 
-async fn middleware(State(shared): SharedState, mut req: Request, next: Next) -> Response {
-    let request_id = request_id(&mut lock(&shared.ids));
-    shared.stat(|s| s.requests += 1);
+impl Vendor for SepoloState {
+    type Caller = Arc<KeyInfo>;
+    type Limits = RateDecision;
+    const CONTENT_TYPE: &'static str = JSON;
+    const CHALLENGE: Option<&'static str> = None;
 
-    let latency = shared.faults.get().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    let auth = authenticate(&shared, req.headers());
-    let rate_key = match &auth {
-        Ok(k) => format!("key:{}", k.key),
-        Err(_) => ANONYMOUS.to_owned(),
-    };
-
-    match shared.faults.decide() {
-        FaultAction::Drop => {
-            shared.stat(|s| {
-                s.faults_injected += 1;
-                s.connections_dropped += 1;
-            });
-            return dropped_connection();
-        }
-        FaultAction::Error(status) => {
-            shared.stat(|s| s.faults_injected += 1);
-            let (error, message) = match status {
-                StatusCode::BAD_GATEWAY => ("bad_gateway", "The upstream service failed."),
-                StatusCode::SERVICE_UNAVAILABLE => (
-                    "service_unavailable",
-                    "The service is temporarily unavailable.",
-                ),
-                _ => ("server_error", "An unexpected error occurred."),
-            };
-            let decision = shared.limiter.peek(&rate_key, &REQUESTS);
-            let resp = ApiErr::new(status, error, message).into_response();
-            return finish(&shared, resp, &decision, &request_id);
-        }
-        FaultAction::Pass => {}
+    fn error_body(failure: &Failure, _request_id: &str) -> Value {
+        json!({ "error": failure.code, "message": failure.message })
     }
 
-    let key = match auth {
-        Ok(key) => key,
-        Err(err) => {
-            let decision = shared.limiter.check(ANONYMOUS, &REQUESTS, 1);
-            return finish(&shared, err.into_response(), &decision, &request_id);
+    fn canned(kind: Canned) -> (&'static str, &'static str) {
+        match kind {
+            Canned::FaultInternal | Canned::Internal => {
+                ("server_error", "An unexpected error occurred.")
+            }
+            Canned::FaultBadGateway => ("bad_gateway", "The upstream service failed."),
+            Canned::FaultUnavailable => (
+                "service_unavailable",
+                "The service is temporarily unavailable.",
+            ),
+            Canned::NotFound => ("not_found", "No such resource."),
+            Canned::MethodNotAllowed => (
+                "method_not_allowed",
+                "This method is not allowed on this path.",
+            ),
+            Canned::TooLarge | Canned::BadRequest => {
+                ("validation", "The request could not be read.")
+            }
         }
-    };
-
-    let decision = shared.limiter.check(&rate_key, &REQUESTS, 1);
-    if !decision.allowed {
-        shared.stat(|s| s.rate_limited += 1);
-        let retry_after = decision.retry_after.unwrap_or(1);
-        let err = ApiErr::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("Too many requests for this API key; retry after {retry_after} s."),
-        );
-        return finish(&shared, err.into_response(), &decision, &request_id);
     }
 
-    if let Some(scope) = required_scope(req.method(), req.uri().path()) {
-        if !key.scopes.iter().any(|s| s == scope) {
+    fn unknown_route(path: &str) -> Failure {
+        ApiErr::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No endpoint at '{path}'."),
+        )
+        .into()
+    }
+
+    fn authenticate(&self, req: &Request) -> std::result::Result<Arc<KeyInfo>, Failure> {
+        authenticate(self, req.headers()).map_err(Failure::from)
+    }
+
+    fn rate_key(caller: &Arc<KeyInfo>) -> String {
+        format!("key:{}", caller.key)
+    }
+
+    fn peek(&self, key: &str, _req: &Request) -> RateDecision {
+        self.limiter.peek(key, &REQUESTS)
+    }
+
+    async fn admit(
+        &self,
+        caller: std::result::Result<Arc<KeyInfo>, Failure>,
+        rate_key: String,
+        mut req: Request,
+    ) -> std::result::Result<(Request, RateDecision), (Failure, RateDecision)> {
+        let key = match caller {
+            Ok(key) => key,
+            Err(failure) => return Err((failure, self.limiter.check(ANONYMOUS, &REQUESTS, 1))),
+        };
+        let decision = self.limiter.check(&rate_key, &REQUESTS, 1);
+        if !decision.allowed {
+            self.core.stat(|s| s.rate_limited += 1);
+            let retry_after = decision.retry_after.unwrap_or(1);
             let err = ApiErr::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("The API key does not include the {scope} scope."),
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("Too many requests for this API key; retry after {retry_after} s."),
             );
-            return finish(&shared, err.into_response(), &decision, &request_id);
+            return Err((err.into(), decision));
         }
+        if let Some(scope) = required_scope(req.method(), req.uri().path()) {
+            if !key.scopes.iter().any(|s| s == scope) {
+                let err = ApiErr::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("The API key does not include the {scope} scope."),
+                );
+                return Err((err.into(), decision));
+            }
+        }
+        req.extensions_mut().insert(Principal(key));
+        Ok((req, decision))
     }
-
-    req.extensions_mut().insert(Principal(key));
-    let resp = normalize(next.run(req).await);
-    finish(&shared, resp, &decision, &request_id)
-}
-
-/// Adds `X-Request-Id` and the rate-limit headers, and counts the status.
-fn finish(
-    shared: &Shared,
-    mut resp: Response,
-    decision: &RateDecision,
-    request_id: &str,
-) -> Response {
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    decision.apply(resp.headers_mut());
-    let status = resp.status().as_u16();
-    shared.stat(|s| *s.statuses.entry(status).or_insert(0) += 1);
-    resp
 }
 
 #[cfg(test)]

@@ -60,25 +60,23 @@ mod reports;
 mod telemetry;
 mod webhooks;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{
-    FaultAction, FaultInjector, Faults, ParamError, RateDecision, RateLimiter, Server, Stats,
-    dropped_connection, lock, request_id,
+use crate::server::{
+    ANONYMOUS, Bearer, Canned, Core, Failure, Settings, Simulator, SimulatorBuilder, Vendor,
+    bearer, json_response,
 };
-use crate::{Bucket, Error, Result};
+use crate::{Bucket, Error, ParamError, RateDecision, RateLimiter, Result, lock};
 use data::Data;
 
 /// The `meta.served_by` of every response.
@@ -86,86 +84,86 @@ const SERVED_BY: &str = "sim-sgt-1";
 /// Request bodies larger than this are refused with 400 (axum's default body limit, which the
 /// handlers' extractors apply too).
 const MAX_BODY: usize = 2 * 1024 * 1024;
+/// The `Content-Type` of every JSON body.
+const JSON: &str = "application/json";
 
 const READ: Bucket = Bucket::new("read", 600, Duration::from_secs(60), 120);
 const WRITE: Bucket = Bucket::new("write", 120, Duration::from_secs(60), 30);
 const INGEST: Bucket = Bucket::new("ingest", 10_000, Duration::from_secs(60), 2_000);
 const REPORTS: Bucket = Bucket::new("reports", 30, Duration::from_secs(3600), 5);
 
-/// The rate-limit key of callers without valid credentials.
-const ANONYMOUS: &str = "anonymous";
+/// Builds and starts an [`SgtSimulator`]: the settings every simulator has (see
+/// [`SimulatorBuilder`]) and those below. Get one from [`SgtSimulator::builder`].
+pub type SgtSimulatorBuilder = SimulatorBuilder<SgtOptions>;
 
-/// Builds and starts an [`SgtSimulator`]. Get one from [`SgtSimulator::builder`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct SgtSimulatorBuilder {
-    api_key: String,
+/// The SGT settings of an [`SgtSimulatorBuilder`], set through its methods.
+#[derive(Clone)]
+pub struct SgtOptions {
     extra_keys: Vec<String>,
     tenant: String,
     fleet_size: usize,
-    faults: Faults,
-    rate_limit_scale: f64,
     report_delay: Duration,
     token_ttl: Duration,
-    seed: u64,
-    port: u16,
 }
 
-impl Default for SgtSimulatorBuilder {
+impl std::fmt::Debug for SgtOptions {
+    /// Everything but the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SgtOptions")
+            .field("extra_keys", &self.extra_keys.len())
+            .field("tenant", &self.tenant)
+            .field("fleet_size", &self.fleet_size)
+            .field("report_delay", &self.report_delay)
+            .field("token_ttl", &self.token_ttl)
+            .finish()
+    }
+}
+
+impl Default for SimulatorBuilder<SgtOptions> {
     fn default() -> Self {
-        SgtSimulatorBuilder {
-            api_key: "sgt_sim_key".to_owned(),
-            extra_keys: Vec::new(),
-            tenant: "acme-industries".to_owned(),
-            fleet_size: 50,
-            faults: Faults::none(),
-            rate_limit_scale: 1.0,
-            report_delay: Duration::from_secs(2),
-            token_ttl: Duration::from_secs(3600),
-            seed: 0x5347_5453,
-            port: 0,
-        }
+        SimulatorBuilder::with(
+            Settings::new("sgt_sim_key", 0x5347_5453),
+            SgtOptions {
+                extra_keys: Vec::new(),
+                tenant: "acme-industries".to_owned(),
+                fleet_size: 50,
+                report_delay: Duration::from_secs(2),
+                token_ttl: Duration::from_secs(3600),
+            },
+        )
     }
 }
 
-impl SgtSimulatorBuilder {
-    /// The API key the simulator accepts as a bearer token (default `sgt_sim_key`).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = key.into();
-        self
-    }
-
+impl SimulatorBuilder<SgtOptions> {
     /// Another accepted API key, bound to the same tenant. May be called several times.
     pub fn extra_key(mut self, key: impl Into<String>) -> Self {
-        self.extra_keys.push(key.into());
+        self.options.extra_keys.push(key.into());
         self
     }
 
     /// The tenant the keys are bound to (default `acme-industries`): an `X-SGT-Tenant` header
     /// with another value is answered 403.
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = tenant.into();
+        self.options.tenant = tenant.into();
         self
     }
 
     /// How many devices to generate beside the fixtures' two (default 50, at most 1,000,000).
     pub fn fleet_size(mut self, devices: usize) -> Self {
-        self.fleet_size = devices;
+        self.options.fleet_size = devices;
         self
     }
 
-    sim_builder_common!(SgtSimulator);
-
     /// How long after its creation a report becomes `ready` (default 2 s).
     pub fn report_delay(mut self, delay: Duration) -> Self {
-        self.report_delay = delay;
+        self.options.report_delay = delay;
         self
     }
 
     /// How long an access token from the token endpoint is accepted (default 3600 s, the
     /// `expires_in` of the token response).
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
-        self.token_ttl = ttl;
+        self.options.token_ttl = ttl;
         self
     }
 
@@ -173,119 +171,77 @@ impl SgtSimulatorBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSetting`] for an invalid setting (an empty key or tenant, a scale that is not
-    /// finite and positive, a fleet over 1,000,000); [`Error::Bind`] when the port cannot be bound.
+    /// [`Error::InvalidSetting`] for an invalid setting (an empty key or tenant, a scale that
+    /// is not finite and positive, a fleet over 1,000,000); [`Error::Bind`] when the port
+    /// cannot be bound.
     pub async fn start(self) -> Result<SgtSimulator> {
-        if self.api_key.trim().is_empty() || self.extra_keys.iter().any(|k| k.trim().is_empty()) {
+        let SimulatorBuilder { settings, options } = self;
+        settings.check()?;
+        if options.extra_keys.iter().any(|k| k.trim().is_empty()) {
             return Err(Error::invalid("simulator API keys must not be empty"));
         }
-        if self.tenant.trim().is_empty() {
+        if options.tenant.trim().is_empty() {
             return Err(Error::invalid("simulator tenant must not be empty"));
         }
-        if !(self.rate_limit_scale.is_finite() && self.rate_limit_scale > 0.0) {
-            return Err(Error::invalid(
-                "simulator rate_limit_scale must be finite and positive",
-            ));
-        }
-        if self.fleet_size > 1_000_000 {
+        if options.fleet_size > 1_000_000 {
             return Err(Error::invalid(
                 "simulator fleet_size must be at most 1,000,000",
             ));
         }
-        let data = Data::seed(self.seed, self.fleet_size).map_err(Error::Data)?;
-        let mut keys = vec![self.api_key.clone()];
-        keys.extend(self.extra_keys.iter().cloned());
-        let shared = Arc::new(Shared {
-            tenant: self.tenant.clone(),
+        let data = Data::seed(settings.seed, options.fleet_size).map_err(Error::Data)?;
+        let mut keys = vec![settings.api_key.clone()];
+        keys.extend(options.extra_keys);
+        let core = Core::new(&settings);
+        let state = Arc::new(SgtState {
+            tenant: options.tenant,
             keys,
-            report_delay: self.report_delay,
-            token_ttl: self.token_ttl,
-            seed: self.seed,
+            report_delay: options.report_delay,
+            token_ttl: options.token_ttl,
+            seed: settings.seed,
             data: Mutex::new(data),
-            limiter: RateLimiter::new(self.rate_limit_scale),
-            faults: FaultInjector::new(self.faults, self.seed),
-            stats: Mutex::new(Stats::default()),
-            ids: Mutex::new(fastrand::Rng::with_seed(self.seed ^ 0x0072_6571_6964)),
+            limiter: RateLimiter::new(settings.rate_limit_scale),
+            core: core.clone(),
+            token_url: OnceLock::new(),
         });
-        let server = Server::start(router(shared.clone()), self.port).await?;
-        let origin = server.origin();
-        Ok(SgtSimulator {
-            base_url: format!("{origin}/v1"),
-            token_url: format!("{origin}/oauth2/token"),
-            api_key: self.api_key,
-            server,
-            shared,
-        })
+        let sim = crate::server::start(settings, core, state.clone(), routes(), "/v1").await?;
+        let _ = state
+            .token_url
+            .set(format!("http://{}/oauth2/token", sim.addr()));
+        Ok(sim)
     }
 }
 
-/// A running SGT simulator. The server stops when this is dropped (or on
-/// [`SgtSimulator::shutdown`]).
-pub struct SgtSimulator {
-    base_url: String,
-    token_url: String,
-    api_key: String,
-    server: Server,
-    shared: Arc<Shared>,
-}
+/// A running SGT simulator: the handle of [`Simulator`] with the SGT methods below. The server
+/// stops when this is dropped (or on [`Simulator::shutdown`]).
+pub type SgtSimulator = Simulator<SgtState>;
 
-impl std::fmt::Debug for SgtSimulator {
-    /// The address and tenant only: no keys, tokens or (possibly huge) data.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SgtSimulator")
-            .field("base_url", &self.base_url)
-            .field("tenant", &self.shared.tenant)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SgtSimulator {
+impl Simulator<SgtState> {
     /// A builder with the defaults (key `sgt_sim_key`, tenant `acme-industries`, 50 generated
     /// devices, no faults, the spec's rate limits, reports ready after 2 s, any free port).
     pub fn builder() -> SgtSimulatorBuilder {
         SgtSimulatorBuilder::default()
     }
 
-    /// The API base URL, `http://127.0.0.1:PORT/v1`.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// The OAuth2 token endpoint, `http://127.0.0.1:PORT/oauth2/token`.
     pub fn token_url(&self) -> &str {
-        &self.token_url
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The main API key (the builder's `api_key`).
-    pub fn api_key(&self) -> &str {
-        &self.api_key
+        self.state.token_url.get().map_or("", String::as_str)
     }
 
     /// The tenant the keys are bound to.
     pub fn tenant(&self) -> &str {
-        &self.shared.tenant
-    }
-
-    /// Counters of what the server has seen so far.
-    pub fn stats(&self) -> Stats {
-        lock(&self.shared.stats).clone()
+        &self.state.tenant
     }
 
     /// Telemetry readings accepted by ingest since the start (a superseding reading counts too).
     pub fn readings_stored(&self) -> u64 {
-        lock(&self.shared.stats).readings_stored
+        self.stats().readings_stored
     }
 
     /// The readings of `device_id` and `metric` that ingest stored, in the order they arrived,
     /// as (`ts`, `value`). Duplicates stay visible (a reading sent twice is here twice), except
     /// those a `supersedes: true` reading replaced. Generated readings are not included.
     pub fn stored_readings(&self, device_id: &str, metric: &str) -> Vec<(DateTime<Utc>, f64)> {
-        lock(&self.shared.data).stored_readings(device_id, metric)
+        lock(&self.state.data).stored_readings(device_id, metric)
     }
 
     /// Registers a PKCE `code_challenge` (S256: the unpadded base64url SHA-256 of the verifier)
@@ -294,32 +250,22 @@ impl SgtSimulator {
     /// can be exchanged once.
     pub fn authorize(&self, code_challenge: &str) -> String {
         let code = {
-            let mut ids = lock(&self.shared.ids);
+            let mut ids = lock(&self.state.core.ids);
             format!(
                 "sgt_ac_{}",
-                super::ulid_like(super::epoch_millis(), 16, &mut ids)
+                crate::ulid_like(crate::epoch_millis(), 16, &mut ids)
             )
         };
-        lock(&self.shared.data)
+        lock(&self.state.data)
             .auth_codes
             .insert(code.clone(), code_challenge.to_owned());
         code
     }
-
-    /// Replaces the injected faults, from the next request on.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.faults.set(faults);
-    }
-
-    /// Stops the server gracefully: no new connections, in-flight requests finish (up to 10 s).
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
 }
 
-/// State shared by the handlers and the middleware.
-#[derive(Debug)]
-pub(crate) struct Shared {
+/// The state of a running SGT simulator, shared by its handlers and its middleware (opaque; the
+/// type parameter of [`SgtSimulator`]).
+pub struct SgtState {
     tenant: String,
     keys: Vec<String>,
     report_delay: Duration,
@@ -327,25 +273,36 @@ pub(crate) struct Shared {
     seed: u64,
     data: Mutex<Data>,
     limiter: RateLimiter,
-    faults: FaultInjector,
-    stats: Mutex<Stats>,
-    ids: Mutex<fastrand::Rng>,
+    core: Arc<Core>,
+    token_url: OnceLock<String>,
 }
 
+impl std::fmt::Debug for SgtState {
+    /// The tenant only: no keys, tokens or (possibly huge) data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SgtState")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name the handlers know the state by.
+pub(crate) type Shared = SgtState;
+
 impl Shared {
-    fn stat(&self, f: impl FnOnce(&mut Stats)) {
-        f(&mut lock(&self.stats));
+    fn stat(&self, f: impl FnOnce(&mut crate::Stats)) {
+        self.core.stat(f);
     }
 
     /// A fresh id body (ULID-like, 14 characters) for a new resource.
     fn new_id(&self) -> String {
-        super::ulid_like(super::epoch_millis(), 4, &mut lock(&self.ids))
+        crate::ulid_like(crate::epoch_millis(), 4, &mut lock(&self.core.ids))
     }
 
     /// Random URL-safe characters, for secrets and tokens.
     fn random_token(&self, len: usize) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        let mut rng = lock(&self.ids);
+        let mut rng = lock(&self.core.ids);
         (0..len)
             .map(|_| {
                 let i = rng.usize(..ALPHABET.len());
@@ -357,7 +314,7 @@ impl Shared {
 
 type SharedState = State<Arc<Shared>>;
 
-fn router(shared: Arc<Shared>) -> Router {
+fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/devices", get(devices::list).post(devices::create))
         .route("/v1/devices/count", get(devices::count))
@@ -385,21 +342,8 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/webhooks/{id}/test", post(webhooks::test))
         .route("/oauth2/token", post(oauth::token))
-        .fallback(unknown_route)
-        .layer(from_fn_with_state(shared.clone(), middleware))
-        .with_state(shared)
 }
 
-async fn unknown_route(uri: Uri) -> ApiErr {
-    ApiErr::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("No route for '{}'.", uri.path()),
-        json!({ "path": uri.path() }),
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
 // Replies and errors: handlers return these; the middleware renders them with the request id.
 // ---------------------------------------------------------------------------------------------
 
@@ -543,11 +487,15 @@ impl From<ParamError> for ApiErr {
     }
 }
 
+impl From<ApiErr> for Failure {
+    fn from(e: ApiErr) -> Self {
+        Failure::new(e.status, e.code, e.message, e.details)
+    }
+}
+
 impl IntoResponse for ApiErr {
     fn into_response(self) -> Response {
-        let mut resp = self.status.into_response();
-        resp.extensions_mut().insert(self);
-        resp
+        Failure::from(self).into_response()
     }
 }
 
@@ -568,102 +516,39 @@ impl IntoResponse for RawJson {
 
 pub(crate) type Res = std::result::Result<Reply, ApiErr>;
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Body::from(bytes));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-fn render_error(err: &ApiErr, request_id: &str) -> Response {
-    json_response(
-        err.status,
-        &json!({
-            "error": {
-                "code": err.code,
-                "message": err.message,
-                "details": err.details,
-                "request_id": request_id,
-            }
-        }),
-    )
-}
-
-/// Turns what a handler (or axum itself) answered into the final response.
-fn render(resp: Response, request_id: &str, started: Instant) -> Response {
-    if let Some(reply) = resp.extensions().get::<Reply>() {
-        let Some(data) = &reply.data else {
-            return reply.status.into_response();
-        };
-        let mut meta = json!({
-            "request_id": request_id,
-            "served_by": SERVED_BY,
-            "took_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
-        if let (Some(p), Some(m)) = (&reply.pagination, meta.as_object_mut()) {
-            m.insert("pagination".to_owned(), p.clone());
-        }
-        let mut out = json_response(reply.status, &json!({ "data": data, "meta": meta }));
-        if let Some(v) = reply
-            .etag
-            .as_deref()
-            .and_then(|e| HeaderValue::from_str(e).ok())
-        {
-            out.headers_mut().insert(header::ETAG, v);
-        }
-        if let Some(v) = reply
-            .location
-            .as_deref()
-            .and_then(|l| HeaderValue::from_str(l).ok())
-        {
-            out.headers_mut().insert(header::LOCATION, v);
-        }
-        return out;
-    }
-    if let Some(err) = resp.extensions().get::<ApiErr>() {
-        return render_error(err, request_id);
-    }
-    if let Some(raw) = resp.extensions().get::<RawJson>() {
-        let mut out = json_response(raw.status, &raw.body);
-        out.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return out;
-    }
-    // Something axum answered by itself: a method the route does not have, a path parameter or
-    // body it could not extract. Give it the spec's error shape.
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let (code, message) = match status {
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "This method is not allowed on this path.",
-        ),
-        StatusCode::NOT_FOUND => ("not_found", "No such resource."),
-        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", "The request body is too large."),
-        s if s.is_server_error() => ("internal_error", "Unexpected server error."),
-        _ => ("invalid_request", "The request could not be read."),
+fn render_reply(reply: &Reply, request_id: &str, started: Instant) -> Response {
+    let Some(data) = &reply.data else {
+        return reply.status.into_response();
     };
-    // Stay within the spec's status table: other client errors (413, 415…) are 400s.
-    let status = match status {
-        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => status,
-        s if s.is_server_error() => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let mut out = render_error(&ApiErr::new(status, code, message, json!({})), request_id);
-    if let Some(allow) = resp.headers().get(header::ALLOW) {
-        out.headers_mut().insert(header::ALLOW, allow.clone());
+    let mut meta = json!({
+        "request_id": request_id,
+        "served_by": SERVED_BY,
+        "took_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+    if let (Some(p), Some(m)) = (&reply.pagination, meta.as_object_mut()) {
+        m.insert("pagination".to_owned(), p.clone());
+    }
+    let mut out = json_response(reply.status, &json!({ "data": data, "meta": meta }), JSON);
+    if let Some(v) = reply
+        .etag
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
+        out.headers_mut().insert(header::ETAG, v);
+    }
+    if let Some(v) = reply
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        out.headers_mut().insert(header::LOCATION, v);
     }
     out
 }
 
 // ---------------------------------------------------------------------------------------------
-// The middleware: request id, faults, auth, rate limit, envelope, headers, stats.
+// What SGT adds to the shared middleware: bearer keys and tokens, the tenant header, four
+// buckets (ingest costing one unit per reading), the `{error{…}}` body, the late envelope.
 // ---------------------------------------------------------------------------------------------
 
 /// Which bucket a request counts against.
@@ -689,20 +574,19 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> std::result::Result<Str
             json!({}),
         )
     };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthenticated(
-            "Missing credentials: send 'Authorization: Bearer <API key>'.",
-        ));
+    let token = match bearer(headers) {
+        Bearer::Token(token) => token,
+        Bearer::Missing => {
+            return Err(unauthenticated(
+                "Missing credentials: send 'Authorization: Bearer <API key>'.",
+            ));
+        }
+        Bearer::Malformed => {
+            return Err(unauthenticated(
+                "The Authorization header must be 'Bearer <API key>'.",
+            ));
+        }
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthenticated("The Authorization header must be 'Bearer <API key>'."))?;
 
     let principal = if shared.keys.iter().any(|k| k == token) {
         format!("key:{token}")
@@ -738,137 +622,130 @@ fn ingest_cost(body: &[u8]) -> u64 {
         .map_or(1, |n| u64::try_from(n).unwrap_or(u64::MAX).max(1))
 }
 
-async fn middleware(State(shared): SharedState, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = request_id(&mut lock(&shared.ids));
-    shared.stat(|s| s.requests += 1);
+impl Vendor for SgtState {
+    type Caller = String;
+    type Limits = RateDecision;
+    const CONTENT_TYPE: &'static str = JSON;
+    const CHALLENGE: Option<&'static str> = Some("Bearer realm=\"sgt\"");
 
-    let latency = shared.faults.get().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let is_token_endpoint = path == "/oauth2/token";
-    let bucket = bucket_for(&method, &path);
-    let auth = if is_token_endpoint {
-        Ok("oauth".to_owned())
-    } else {
-        authenticate(&shared, req.headers())
-    };
-    let key = auth.as_deref().unwrap_or(ANONYMOUS).to_owned();
-
-    match shared.faults.decide() {
-        FaultAction::Drop => {
-            shared.stat(|s| {
-                s.faults_injected += 1;
-                s.connections_dropped += 1;
-            });
-            return dropped_connection();
-        }
-        FaultAction::Error(status) => {
-            shared.stat(|s| s.faults_injected += 1);
-            let (code, message) = match status {
-                StatusCode::BAD_GATEWAY => (
-                    "bad_gateway",
-                    "Upstream component returned an unexpected response.",
-                ),
-                StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "Temporary outage."),
-                _ => ("internal_error", "Unexpected server error."),
-            };
-            let err = ApiErr::new(status, code, message, json!({ "simulated": true }));
-            let decision = shared.limiter.peek(&key, bucket);
-            return finish(
-                &shared,
-                render_error(&err, &request_id),
-                &decision,
-                &request_id,
-            );
-        }
-        FaultAction::Pass => {}
-    }
-
-    if let Err(err) = auth {
-        let decision = shared.limiter.check(ANONYMOUS, bucket, 1);
-        return finish(
-            &shared,
-            render_error(&err, &request_id),
-            &decision,
-            &request_id,
-        );
-    }
-
-    // Ingest costs one unit per reading, so its body is read before the rate check.
-    let (req, cost) = if bucket.name == INGEST.name {
-        let (parts, body) = req.into_parts();
-        match axum::body::to_bytes(body, MAX_BODY).await {
-            Ok(bytes) => {
-                let cost = ingest_cost(&bytes);
-                (Request::from_parts(parts, Body::from(bytes)), cost)
+    fn error_body(failure: &Failure, request_id: &str) -> Value {
+        json!({
+            "error": {
+                "code": failure.code,
+                "message": failure.message,
+                "details": failure.details,
+                "request_id": request_id,
             }
-            Err(_) => {
-                let err = ApiErr::invalid(
-                    format!("The request body could not be read or is over {MAX_BODY} bytes."),
-                    json!({}),
-                );
-                let decision = shared.limiter.peek(&key, bucket);
-                return finish(
-                    &shared,
-                    render_error(&err, &request_id),
-                    &decision,
-                    &request_id,
-                );
-            }
-        }
-    } else {
-        (req, 1)
-    };
+        })
+    }
 
-    let decision = shared.limiter.check(&key, bucket, cost);
-    if !decision.allowed {
-        shared.stat(|s| s.rate_limited += 1);
-        let retry_after = decision.retry_after.unwrap_or(1);
-        let err = ApiErr::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "Rate limit of the '{}' bucket exceeded; retry after {retry_after} s.",
-                bucket.name
+    fn canned(kind: Canned) -> (&'static str, &'static str) {
+        match kind {
+            Canned::FaultInternal | Canned::Internal => {
+                ("internal_error", "Unexpected server error.")
+            }
+            Canned::FaultBadGateway => (
+                "bad_gateway",
+                "Upstream component returned an unexpected response.",
             ),
-            json!({ "bucket": bucket.name, "retry_after": retry_after }),
-        );
-        return finish(
-            &shared,
-            render_error(&err, &request_id),
-            &decision,
-            &request_id,
-        );
+            Canned::FaultUnavailable => ("unavailable", "Temporary outage."),
+            Canned::NotFound => ("not_found", "No such resource."),
+            Canned::MethodNotAllowed => (
+                "method_not_allowed",
+                "This method is not allowed on this path.",
+            ),
+            Canned::TooLarge => ("invalid_request", "The request body is too large."),
+            Canned::BadRequest => ("invalid_request", "The request could not be read."),
+        }
     }
 
-    let resp = next.run(req).await;
-    let resp = render(resp, &request_id, started);
-    finish(&shared, resp, &decision, &request_id)
-}
+    fn unknown_route(path: &str) -> Failure {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No route for '{path}'."),
+            json!({ "path": path }),
+        )
+    }
 
-/// Adds `X-Request-Id` and the rate-limit headers, and counts the status.
-fn finish(
-    shared: &Shared,
-    mut resp: Response,
-    decision: &RateDecision,
-    request_id: &str,
-) -> Response {
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-request-id", v);
+    fn authenticate(&self, req: &Request) -> std::result::Result<String, Failure> {
+        if req.uri().path() == "/oauth2/token" {
+            return Ok("oauth".to_owned());
+        }
+        authenticate(self, req.headers()).map_err(Failure::from)
     }
-    decision.apply(resp.headers_mut());
-    if resp.status() == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"sgt\""),
-        );
+
+    fn rate_key(caller: &String) -> String {
+        caller.clone()
     }
-    let status = resp.status().as_u16();
-    shared.stat(|s| *s.statuses.entry(status).or_insert(0) += 1);
-    resp
+
+    fn peek(&self, key: &str, req: &Request) -> RateDecision {
+        self.limiter
+            .peek(key, bucket_for(req.method(), req.uri().path()))
+    }
+
+    async fn admit(
+        &self,
+        caller: std::result::Result<String, Failure>,
+        key: String,
+        req: Request,
+    ) -> std::result::Result<(Request, RateDecision), (Failure, RateDecision)> {
+        let bucket = bucket_for(req.method(), req.uri().path());
+        if let Err(failure) = caller {
+            return Err((failure, self.limiter.check(ANONYMOUS, bucket, 1)));
+        }
+        // Ingest costs one unit per reading, so its body is read before the rate check.
+        let (req, cost) = if bucket.name == INGEST.name {
+            let (parts, body) = req.into_parts();
+            match axum::body::to_bytes(body, MAX_BODY).await {
+                Ok(bytes) => {
+                    let cost = ingest_cost(&bytes);
+                    (Request::from_parts(parts, Body::from(bytes)), cost)
+                }
+                Err(_) => {
+                    let err = ApiErr::invalid(
+                        format!("The request body could not be read or is over {MAX_BODY} bytes."),
+                        json!({}),
+                    );
+                    return Err((err.into(), self.limiter.peek(&key, bucket)));
+                }
+            }
+        } else {
+            (req, 1)
+        };
+
+        let decision = self.limiter.check(&key, bucket, cost);
+        if !decision.allowed {
+            self.stat(|s| s.rate_limited += 1);
+            let retry_after = decision.retry_after.unwrap_or(1);
+            let err = ApiErr::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "Rate limit of the '{}' bucket exceeded; retry after {retry_after} s.",
+                    bucket.name
+                ),
+                json!({ "bucket": bucket.name, "retry_after": retry_after }),
+            );
+            return Err((err.into(), decision));
+        }
+        Ok((req, decision))
+    }
+
+    fn render(&self, resp: Response, request_id: &str, started: Instant) -> Response {
+        if let Some(reply) = resp.extensions().get::<Reply>() {
+            return render_reply(reply, request_id, started);
+        }
+        if let Some(raw) = resp.extensions().get::<RawJson>() {
+            let mut out = json_response(raw.status, &raw.body, JSON);
+            out.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return out;
+        }
+        resp
+    }
 }

@@ -68,30 +68,31 @@ mod alerts;
 mod data;
 mod devices;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{Next, from_fn_with_state};
-use axum::response::{IntoResponse, Json, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{
-    DailyDecision, DailyQuota, FaultAction, FaultInjector, Faults, ParamError, RateDecision,
-    RateLimiter, Server, Stats, bearer_token, dropped_connection, lock, request_id,
+use crate::server::{
+    Canned, Core, Failure, LimitHeaders, Settings, Simulator, SimulatorBuilder, Vendor,
+    json_response,
 };
-use crate::{Bucket, Error, Result};
+use crate::{
+    Bucket, DailyDecision, DailyQuota, Error, ParamError, RateDecision, RateLimiter, Result,
+    bearer_token, lock,
+};
 use data::Data;
 
-/// The rate-limit key of callers without a valid key.
-const ANONYMOUS: &str = "anonymous";
 /// The most devices a simulator generates.
 const MAX_DEVICES: usize = 100_000;
+/// The `Content-Type` of every JSON body.
+const JSON: &str = "application/json";
 
 /// A subscription plan: rate limits, device limit and telemetry retention.
 ///
@@ -209,169 +210,112 @@ impl Default for Plan {
     }
 }
 
-/// Builds and starts a [`SiliconWitSimulator`]. Get one from [`SiliconWitSimulator::builder`].
+/// Builds and starts a [`SiliconWitSimulator`]: the settings every simulator has (see
+/// [`SimulatorBuilder`]; its `api_key` must start with `swk_`) and those below. Get one from
+/// [`SiliconWitSimulator::builder`].
+pub type SiliconWitSimulatorBuilder = SimulatorBuilder<SiliconWitOptions>;
+
+/// The SiliconWit settings of a [`SiliconWitSimulatorBuilder`], set through its methods.
 #[derive(Debug, Clone)]
-#[must_use]
-pub struct SiliconWitSimulatorBuilder {
-    api_key: String,
+pub struct SiliconWitOptions {
     plan: Plan,
     suspended: bool,
     device_count: usize,
-    faults: Faults,
-    rate_limit_scale: f64,
-    seed: u64,
-    port: u16,
 }
 
-impl Default for SiliconWitSimulatorBuilder {
+impl Default for SimulatorBuilder<SiliconWitOptions> {
     fn default() -> Self {
-        SiliconWitSimulatorBuilder {
-            api_key: "swk_sim_key".to_owned(),
-            plan: Plan::starter(),
-            suspended: false,
-            device_count: 5,
-            faults: Faults::none(),
-            rate_limit_scale: 1.0,
-            seed: 0x5357_4954,
-            port: 0,
-        }
+        SimulatorBuilder::with(
+            Settings::new("swk_sim_key", 0x5357_4954),
+            SiliconWitOptions {
+                plan: Plan::starter(),
+                suspended: false,
+                device_count: 5,
+            },
+        )
     }
 }
 
-impl SiliconWitSimulatorBuilder {
-    /// The API key the simulator accepts as a bearer token (default `swk_sim_key`; it must
-    /// start with `swk_`).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = key.into();
-        self
-    }
-
+impl SimulatorBuilder<SiliconWitOptions> {
     /// The account's plan (default [`Plan::starter`]): rate limits, retention, device limit.
     pub fn plan(mut self, plan: Plan) -> Self {
-        self.plan = plan;
+        self.options.plan = plan;
         self
     }
 
     /// A suspended account answers every call 403 `Account suspended` (default `false`).
     pub fn suspended(mut self, suspended: bool) -> Self {
-        self.suspended = suspended;
+        self.options.suspended = suspended;
         self
     }
 
     /// How many devices the account has (default 5, at most 100,000), the first being the spec's
     /// `dev_a1b2c3d4`. See the [module docs](self) for which are paused or silent.
     pub fn device_count(mut self, devices: usize) -> Self {
-        self.device_count = devices;
+        self.options.device_count = devices;
         self
     }
-
-    sim_builder_common!(SiliconWitSimulator);
 
     /// Generates the data, binds the port and starts serving on the current tokio runtime.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidSetting`] for an invalid setting (a key not starting with `swk_` or with
-    /// whitespace, a scale that is not finite and positive, over 100,000 devices); [`Error::Bind`]
-    /// when the port cannot be bound.
+    /// whitespace, a scale that is not finite and positive, over 100,000 devices);
+    /// [`Error::Bind`] when the port cannot be bound.
     pub async fn start(self) -> Result<SiliconWitSimulator> {
-        if !self.api_key.starts_with("swk_")
-            || self.api_key.len() <= 4
-            || self.api_key.chars().any(char::is_whitespace)
-        {
+        let SimulatorBuilder { settings, options } = self;
+        let key = &settings.api_key;
+        if !key.starts_with("swk_") || key.len() <= 4 || key.chars().any(char::is_whitespace) {
             return Err(Error::invalid(
                 "simulator API key must start with 'swk_' and have no whitespace",
             ));
         }
-        if !(self.rate_limit_scale.is_finite() && self.rate_limit_scale > 0.0) {
-            return Err(Error::invalid(
-                "simulator rate_limit_scale must be finite and positive",
-            ));
-        }
-        if self.device_count > MAX_DEVICES {
+        settings.check()?;
+        if options.device_count > MAX_DEVICES {
             return Err(Error::invalid(
                 "simulator device_count must be at most 100,000",
             ));
         }
         let started = data::now();
-        let data = Data::seed(self.seed, self.device_count, started).map_err(Error::Data)?;
-        let per_minute = self.plan.per_minute.max(1);
-        let shared = Arc::new(Shared {
-            key: self.api_key.clone(),
-            plan: self.plan,
-            suspended: self.suspended,
+        let data = Data::seed(settings.seed, options.device_count, started).map_err(Error::Data)?;
+        let per_minute = options.plan.per_minute.max(1);
+        let core = Core::new(&settings);
+        let state = Arc::new(SiliconWitState {
+            key: settings.api_key.clone(),
+            plan: options.plan,
+            suspended: options.suspended,
             started,
             minute: Bucket::new("minute", per_minute, Duration::from_secs(60), per_minute),
             data: Mutex::new(data),
             key_last_used: Mutex::new(None),
-            limiter: RateLimiter::new(self.rate_limit_scale),
-            daily: DailyQuota::new(self.rate_limit_scale),
-            faults: FaultInjector::new(self.faults, self.seed),
-            stats: Mutex::new(Stats::default()),
-            ids: Mutex::new(fastrand::Rng::with_seed(self.seed ^ 0x0072_6571_6964)),
+            limiter: RateLimiter::new(settings.rate_limit_scale),
+            daily: DailyQuota::new(settings.rate_limit_scale),
+            core: core.clone(),
         });
-        let server = Server::start(router(shared.clone()), self.port).await?;
-        Ok(SiliconWitSimulator {
-            base_url: format!("{}/v1", server.origin()),
-            server,
-            shared,
-        })
+        crate::server::start(settings, core, state, routes(), "/v1").await
     }
 }
 
-/// A running SiliconWit simulator. The server stops when this is dropped (or on
-/// [`SiliconWitSimulator::shutdown`]).
-pub struct SiliconWitSimulator {
-    base_url: String,
-    server: Server,
-    shared: Arc<Shared>,
-}
+/// A running SiliconWit simulator: the handle of [`Simulator`] with the SiliconWit methods
+/// below. The server stops when this is dropped (or on [`Simulator::shutdown`]).
+pub type SiliconWitSimulator = Simulator<SiliconWitState>;
 
-impl std::fmt::Debug for SiliconWitSimulator {
-    /// The address and plan only: no key or data.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SiliconWitSimulator")
-            .field("base_url", &self.base_url)
-            .field("plan", &self.shared.plan.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SiliconWitSimulator {
+impl Simulator<SiliconWitState> {
     /// A builder with the defaults (key `swk_sim_key`, starter plan, 5 devices, no faults, the
     /// spec's rate limits, any free port).
     pub fn builder() -> SiliconWitSimulatorBuilder {
         SiliconWitSimulatorBuilder::default()
     }
 
-    /// The API base URL, `http://127.0.0.1:PORT/v1`.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The API key it accepts.
-    pub fn api_key(&self) -> &str {
-        &self.shared.key
-    }
-
     /// The account's plan.
     pub fn plan(&self) -> &Plan {
-        &self.shared.plan
-    }
-
-    /// Counters of what the server has seen so far.
-    pub fn stats(&self) -> Stats {
-        lock(&self.shared.stats).clone()
+        &self.state.plan
     }
 
     /// The ids of the devices, in list order.
     pub fn device_ids(&self) -> Vec<String> {
-        lock(&self.shared.data)
+        lock(&self.state.data)
             .devices
             .iter()
             .map(|d| d.id.clone())
@@ -381,29 +325,19 @@ impl SiliconWitSimulator {
     /// Test hook: adds an active `sensor` device named `name` at the end of the list and returns
     /// its id. It has no telemetry until the next 15-minute boundary.
     pub fn add_device(&self, name: impl Into<String>) -> String {
-        lock(&self.shared.data).add_device(name.into(), data::now())
+        lock(&self.state.data).add_device(name.into(), data::now())
     }
 
     /// Test hook: removes device `id` and its alerts (later devices move one place up the list).
     /// `false` when there is no such device.
     pub fn remove_device(&self, id: &str) -> bool {
-        lock(&self.shared.data).remove_device(id)
-    }
-
-    /// Replaces the injected faults, from the next request on.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.faults.set(faults);
-    }
-
-    /// Stops the server gracefully: no new connections, in-flight requests finish (up to 10 s).
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
+        lock(&self.state.data).remove_device(id)
     }
 }
 
-/// State shared by the handlers and the middleware.
-#[derive(Debug)]
-pub(crate) struct Shared {
+/// The state of a running SiliconWit simulator, shared by its handlers and its middleware
+/// (opaque; the type parameter of [`SiliconWitSimulator`]).
+pub struct SiliconWitState {
     key: String,
     plan: Plan,
     suspended: bool,
@@ -415,16 +349,22 @@ pub(crate) struct Shared {
     key_last_used: Mutex<Option<DateTime<Utc>>>,
     limiter: RateLimiter,
     daily: DailyQuota,
-    faults: FaultInjector,
-    stats: Mutex<Stats>,
-    ids: Mutex<fastrand::Rng>,
+    core: Arc<Core>,
 }
 
-impl Shared {
-    fn stat(&self, f: impl FnOnce(&mut Stats)) {
-        f(&mut lock(&self.stats));
+impl std::fmt::Debug for SiliconWitState {
+    /// The plan only: no key or data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiliconWitState")
+            .field("plan", &self.plan.name)
+            .finish_non_exhaustive()
     }
+}
 
+/// The name the handlers know the state by.
+pub(crate) type Shared = SiliconWitState;
+
+impl Shared {
     /// Takes one request from `key`'s daily quota and per-minute bucket, or from neither.
     fn take(&self, key: &str) -> Limits {
         let daily = self.daily.check(key, self.plan.daily);
@@ -440,19 +380,11 @@ impl Shared {
         let daily = self.daily.peek(key, self.plan.daily);
         Limits { minute, daily }
     }
-
-    /// `key`'s limits, taking nothing.
-    fn peek(&self, key: &str) -> Limits {
-        Limits {
-            minute: self.limiter.peek(key, &self.minute),
-            daily: self.daily.peek(key, self.plan.daily),
-        }
-    }
 }
 
 /// The per-minute and daily state of one request.
 #[derive(Debug, Clone, Copy)]
-struct Limits {
+pub(crate) struct Limits {
     minute: RateDecision,
     daily: DailyDecision,
 }
@@ -462,10 +394,11 @@ impl Limits {
     fn refused(&self) -> bool {
         !self.daily.allowed || !self.minute.allowed
     }
+}
 
+impl LimitHeaders for Limits {
     /// The four headers of the spec, and `Retry-After` when refused.
-    fn apply(&self, resp: &mut Response) {
-        let headers = resp.headers_mut();
+    fn apply(&self, headers: &mut HeaderMap) {
         self.minute.apply(headers);
         // The spec lists no reset header for SiliconWit.
         headers.remove("x-ratelimit-reset");
@@ -481,7 +414,7 @@ impl Limits {
 
 type SharedState = State<Arc<Shared>>;
 
-fn router(shared: Arc<Shared>) -> Router {
+fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/devices", get(devices::list))
         .route("/v1/devices/{id}", get(devices::get))
@@ -492,31 +425,17 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/alerts/{id}/history", get(alerts::history))
         .route("/v1/account/usage", get(account::usage))
         .route("/v1/account/keys", get(account::keys))
-        .fallback(unknown_route)
-        .layer(from_fn_with_state(shared.clone(), middleware))
-        .with_state(shared)
-}
-
-async fn unknown_route(_uri: Uri) -> ApiErr {
-    ApiErr::new(StatusCode::NOT_FOUND, "Not found")
 }
 
 // ---------------------------------------------------------------------------------------------
 // Answers: handlers return these.
 // ---------------------------------------------------------------------------------------------
 
-/// Marks a response whose body the simulator wrote (so the middleware leaves it alone).
-#[derive(Debug, Clone, Copy)]
-struct Rendered;
-
 /// A 200 with a JSON body.
 pub(crate) fn ok(body: Value) -> Response {
-    let mut resp = Json(body).into_response();
-    resp.extensions_mut().insert(Rendered);
-    resp
+    json_response(StatusCode::OK, &body, JSON)
 }
 
-/// An error in the spec's shape, `{"error": "text"}`.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiErr {
     status: StatusCode,
@@ -548,124 +467,100 @@ impl From<ParamError> for ApiErr {
     }
 }
 
+impl From<ApiErr> for Failure {
+    fn from(e: ApiErr) -> Self {
+        Failure::new(e.status, "", e.message, Value::Null)
+    }
+}
+
 impl IntoResponse for ApiErr {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
-        resp.extensions_mut().insert(Rendered);
-        resp
+        Failure::from(self).into_response()
     }
 }
 
 pub(crate) type Res = std::result::Result<Response, ApiErr>;
 
-/// Gives what axum answered by itself (a method the route does not have, a path it could not
-/// decode) the spec's error shape.
-fn reshape(resp: Response) -> Response {
-    let status = resp.status();
-    if resp.extensions().get::<Rendered>().is_some()
-        || !(status.is_client_error() || status.is_server_error())
-    {
-        return resp;
-    }
-    let message = match status {
-        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
-        StatusCode::NOT_FOUND => "Not found",
-        s if s.is_server_error() => "Internal server error",
-        _ => "Bad request",
-    };
-    let status = match status {
-        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => status,
-        s if s.is_server_error() => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let mut out = ApiErr::new(status, message).into_response();
-    if let Some(allow) = resp.headers().get(header::ALLOW) {
-        out.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
-// The middleware: request id, faults, auth, rate limits, account state, headers, stats.
+// What SiliconWit adds to the shared middleware: one bearer key, a per-minute bucket and a
+// daily quota from the plan, the account's state, the `{"error": "text"}` body.
 // ---------------------------------------------------------------------------------------------
 
-async fn middleware(State(shared): SharedState, req: Request, next: Next) -> Response {
-    let request_id = request_id(&mut lock(&shared.ids));
-    shared.stat(|s| s.requests += 1);
+impl Vendor for SiliconWitState {
+    type Caller = String;
+    type Limits = Limits;
+    const CONTENT_TYPE: &'static str = JSON;
+    const CHALLENGE: Option<&'static str> = Some("Bearer realm=\"siliconwit\"");
 
-    let latency = shared.faults.get().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    let authenticated = bearer_token(req.headers()) == Some(shared.key.as_str());
-    let key = if authenticated {
-        shared.key.clone()
-    } else {
-        ANONYMOUS.to_owned()
-    };
+    fn error_body(failure: &Failure, _request_id: &str) -> Value {
+        json!({ "error": failure.message })
+    }
 
-    match shared.faults.decide() {
-        FaultAction::Drop => {
-            shared.stat(|s| {
-                s.faults_injected += 1;
-                s.connections_dropped += 1;
-            });
-            return dropped_connection();
+    fn canned(kind: Canned) -> (&'static str, &'static str) {
+        let message = match kind {
+            Canned::FaultInternal | Canned::Internal => "Internal server error",
+            Canned::FaultBadGateway => "Bad gateway",
+            Canned::FaultUnavailable => "Service temporarily unavailable",
+            Canned::NotFound => "Not found",
+            Canned::MethodNotAllowed => "Method not allowed",
+            Canned::TooLarge | Canned::BadRequest => "Bad request",
+        };
+        ("", message)
+    }
+
+    fn unknown_route(_path: &str) -> Failure {
+        ApiErr::not_found("Not found").into()
+    }
+
+    fn authenticate(&self, req: &Request) -> std::result::Result<String, Failure> {
+        if bearer_token(req.headers()) == Some(self.key.as_str()) {
+            Ok(self.key.clone())
+        } else {
+            Err(ApiErr::new(StatusCode::UNAUTHORIZED, "Missing or invalid API key").into())
         }
-        FaultAction::Error(status) => {
-            shared.stat(|s| s.faults_injected += 1);
-            let message = match status {
-                StatusCode::BAD_GATEWAY => "Bad gateway",
-                StatusCode::SERVICE_UNAVAILABLE => "Service temporarily unavailable",
-                _ => "Internal server error",
-            };
-            let resp = ApiErr::new(status, message).into_response();
-            return finish(&shared, resp, &shared.peek(&key), &request_id);
+    }
+
+    fn rate_key(caller: &String) -> String {
+        caller.clone()
+    }
+
+    fn peek(&self, key: &str, _req: &Request) -> Limits {
+        Limits {
+            minute: self.limiter.peek(key, &self.minute),
+            daily: self.daily.peek(key, self.plan.daily),
         }
-        FaultAction::Pass => {}
     }
 
-    let limits = shared.take(&key);
-    if !authenticated {
-        let resp = ApiErr::new(StatusCode::UNAUTHORIZED, "Missing or invalid API key");
-        return finish(&shared, resp.into_response(), &limits, &request_id);
+    async fn admit(
+        &self,
+        caller: std::result::Result<String, Failure>,
+        key: String,
+        req: Request,
+    ) -> std::result::Result<(Request, Limits), (Failure, Limits)> {
+        // Unauthenticated requests count against the anonymous caller's limits too.
+        let limits = self.take(&key);
+        if let Err(failure) = caller {
+            return Err((failure, limits));
+        }
+        *lock(&self.key_last_used) = Some(data::now());
+        let refuse = |status, message: &str| Err((ApiErr::new(status, message).into(), limits));
+        if limits.refused() {
+            self.core.stat(|s| s.rate_limited += 1);
+            return refuse(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+        }
+        if self.suspended {
+            return refuse(StatusCode::FORBIDDEN, "Account suspended");
+        }
+        if self.plan.name == Plan::free().name {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "API access is not available on free plan",
+            );
+        }
+        Ok((req, limits))
     }
-    *lock(&shared.key_last_used) = Some(data::now());
-    if limits.refused() {
-        shared.stat(|s| s.rate_limited += 1);
-        let resp = ApiErr::new(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
-        return finish(&shared, resp.into_response(), &limits, &request_id);
-    }
-    if shared.suspended {
-        let resp = ApiErr::new(StatusCode::FORBIDDEN, "Account suspended");
-        return finish(&shared, resp.into_response(), &limits, &request_id);
-    }
-    if shared.plan.name == Plan::free().name {
-        let resp = ApiErr::new(
-            StatusCode::FORBIDDEN,
-            "API access is not available on free plan",
-        );
-        return finish(&shared, resp.into_response(), &limits, &request_id);
-    }
-
-    let resp = reshape(next.run(req).await);
-    finish(&shared, resp, &limits, &request_id)
-}
-
-/// Adds `X-Request-Id` and the rate-limit headers, and counts the status.
-fn finish(shared: &Shared, mut resp: Response, limits: &Limits, request_id: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    limits.apply(&mut resp);
-    if resp.status() == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"siliconwit\""),
-        );
-    }
-    let status = resp.status().as_u16();
-    shared.stat(|s| *s.statuses.entry(status).or_insert(0) += 1);
-    resp
 }
