@@ -164,8 +164,6 @@ impl KeyInfo {
     }
 }
 
-/// Builds and starts a [`SepoloSimulator`]. Get one from [`SepoloSimulator::builder`].
-
 /// Builds and starts a [`SepoloSimulator`]: the settings every simulator has (see
 /// [`SimulatorBuilder`]; its `api_key` is the main key, granted every scope) and those below.
 /// Get one from [`SepoloSimulator::builder`].
@@ -296,6 +294,11 @@ impl Simulator<SepoloState> {
     /// faults, 600 requests a minute per key, any free port).
     pub fn builder() -> SepoloSimulatorBuilder {
         SepoloSimulatorBuilder::default()
+    }
+
+    /// The organization id every key belongs to.
+    pub fn organization_id(&self) -> &str {
+        data::ORGANIZATION_ID
     }
 }
 

@@ -547,20 +547,22 @@ impl Vendor for SiliconWitState {
             return Err((failure, limits));
         }
         *lock(&self.key_last_used) = Some(data::now());
-        let refuse = |status, message: &str| Err((ApiErr::new(status, message).into(), limits));
-        if limits.refused() {
+        let refusal = if limits.refused() {
             self.core.stat(|s| s.rate_limited += 1);
-            return refuse(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
-        }
-        if self.suspended {
-            return refuse(StatusCode::FORBIDDEN, "Account suspended");
-        }
-        if self.plan.name == Plan::free().name {
-            return refuse(
+            Some((StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded"))
+        } else if self.suspended {
+            Some((StatusCode::FORBIDDEN, "Account suspended"))
+        } else if self.plan.name == Plan::free().name {
+            Some((
                 StatusCode::FORBIDDEN,
                 "API access is not available on free plan",
-            );
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            Some((status, message)) => Err((ApiErr::new(status, message).into(), limits)),
+            None => Ok((req, limits)),
         }
-        Ok((req, limits))
     }
 }
