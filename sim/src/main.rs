@@ -1,13 +1,13 @@
-//! Runs a vendor API simulator on 127.0.0.1 until Ctrl-C, for trying the API with curl or
-//! pointing any client at it.
+//! `iot-sdk-sim`: runs a vendor API simulator on 127.0.0.1 until Ctrl-C, for trying the API
+//! with curl or pointing any client (in any language) at it.
 //!
 //! ```text
-//! cargo run --example simulator -- sgt --port 8080 --key K [--tenant T] [--fleet N]
-//!                                      [--fault-rate F] [--latency-ms M]
-//! cargo run --example simulator -- siliconwit --port 8080 --key swk_K [--devices N]
-//!                                      [--plan starter|business|scale] [--fault-rate F]
-//! cargo run --example simulator -- sepolo --port 8081 --key K [--size N]
-//!                                         [--fault-rate F] [--latency-ms M]
+//! cargo run -p iot-sdk-sim -- sgt --port 8080 --key K [--tenant T] [--fleet N]
+//!                                 [--fault-rate F] [--latency-ms M]
+//! cargo run -p iot-sdk-sim -- siliconwit --port 8080 --key swk_K [--devices N]
+//!                                 [--plan starter|business|scale] [--fault-rate F]
+//! cargo run -p iot-sdk-sim -- sepolo --port 8081 --key K [--size N]
+//!                                 [--fault-rate F] [--latency-ms M]
 //! ```
 //!
 //! Without `--port` it takes any free port; it prints the base URL, the key it accepts and a
@@ -16,13 +16,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use iot_sdk_sim::Faults;
 use iot_sdk_sim::sepolo::SepoloSimulator;
 use iot_sdk_sim::sgt::SgtSimulator;
 use iot_sdk_sim::siliconwit::{Plan, SiliconWitSimulator};
+use iot_sdk_sim::{Faults, Simulator, SimulatorBuilder};
 
 const USAGE: &str = "\
-usage: simulator <VENDOR> [options]
+usage: iot-sdk-sim <VENDOR> [options]
 
 vendors:
   sgt                  the SGT Systems API (/v1 and /oauth2/token)
@@ -114,31 +114,54 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(opts)
 }
 
-fn faults(opts: &Options) -> Faults {
-    Faults::none()
+/// The settings every simulator takes: port, faults and key.
+fn common<O>(builder: SimulatorBuilder<O>, opts: &Options) -> SimulatorBuilder<O> {
+    let faults = Faults::none()
         .error_rate(opts.fault_rate)
-        .latency(Duration::from_millis(opts.latency_ms))
+        .latency(Duration::from_millis(opts.latency_ms));
+    let builder = builder.port(opts.port).faults(faults);
+    match &opts.key {
+        Some(key) => builder.api_key(key),
+        None => builder,
+    }
+}
+
+/// The simulator, or the exit code of a start that failed (after saying why).
+fn started<S>(
+    result: iot_sdk_sim::Result<Simulator<S>>,
+    vendor: &str,
+) -> Result<Simulator<S>, ExitCode> {
+    result.map_err(|e| {
+        eprintln!("could not start the {vendor} simulator: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Serves until Ctrl-C, then stops and reports what the server saw.
+async fn serve<S>(sim: Simulator<S>) -> ExitCode {
+    println!();
+    println!("Serving until Ctrl-C.");
+    wait_for_ctrl_c().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    println!(
+        "Stopped after {} requests ({} faults injected, {} rate limited).",
+        stats.requests, stats.faults_injected, stats.rate_limited
+    );
+    ExitCode::SUCCESS
 }
 
 async fn run_sgt(opts: Options) -> ExitCode {
-    let mut builder = SgtSimulator::builder()
-        .port(opts.port)
-        .faults(faults(&opts));
-    if let Some(key) = &opts.key {
-        builder = builder.api_key(key);
-    }
+    let mut builder = common(SgtSimulator::builder(), &opts);
     if let Some(tenant) = &opts.tenant {
         builder = builder.tenant(tenant);
     }
     if let Some(fleet) = opts.fleet {
         builder = builder.fleet_size(fleet);
     }
-    let sim = match builder.start().await {
+    let sim = match started(builder.start().await, "SGT") {
         Ok(sim) => sim,
-        Err(e) => {
-            eprintln!("could not start the SGT simulator: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     println!("SGT Systems simulator");
     println!("  base URL:  {}", sim.base_url());
@@ -152,16 +175,7 @@ async fn run_sgt(opts: Options) -> ExitCode {
         sim.api_key(),
         sim.tenant()
     );
-    println!();
-    println!("Serving until Ctrl-C.");
-    wait_for_ctrl_c().await;
-    let stats = sim.stats();
-    sim.shutdown().await;
-    println!(
-        "Stopped after {} requests ({} faults injected, {} rate limited).",
-        stats.requests, stats.faults_injected, stats.rate_limited
-    );
-    ExitCode::SUCCESS
+    serve(sim).await
 }
 
 async fn run_sepolo(opts: Options) -> ExitCode {
@@ -175,21 +189,13 @@ async fn run_sepolo(opts: Options) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let mut builder = SepoloSimulator::builder()
-        .port(opts.port)
-        .faults(faults(&opts));
-    if let Some(key) = &opts.key {
-        builder = builder.api_key(key);
-    }
+    let mut builder = common(SepoloSimulator::builder(), &opts);
     if let Some(size) = opts.size {
         builder = builder.organization_size(size);
     }
-    let sim = match builder.start().await {
+    let sim = match started(builder.start().await, "Sepolo") {
         Ok(sim) => sim,
-        Err(e) => {
-            eprintln!("could not start the Sepolo simulator: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     println!("Sepolo simulator");
     println!("  base URL:  {} (the API is under /api/v1)", sim.base_url());
@@ -200,16 +206,7 @@ async fn run_sepolo(opts: Options) -> ExitCode {
         sim.base_url(),
         sim.api_key()
     );
-    println!();
-    println!("Serving until Ctrl-C.");
-    wait_for_ctrl_c().await;
-    let stats = sim.stats();
-    sim.shutdown().await;
-    println!(
-        "Stopped after {} requests ({} faults injected, {} rate limited).",
-        stats.requests, stats.faults_injected, stats.rate_limited
-    );
-    ExitCode::SUCCESS
+    serve(sim).await
 }
 
 async fn run_siliconwit(opts: Options) -> ExitCode {
@@ -227,22 +224,13 @@ async fn run_siliconwit(opts: Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut builder = SiliconWitSimulator::builder()
-        .port(opts.port)
-        .plan(plan)
-        .faults(faults(&opts));
-    if let Some(key) = &opts.key {
-        builder = builder.api_key(key);
-    }
+    let mut builder = common(SiliconWitSimulator::builder().plan(plan), &opts);
     if let Some(devices) = opts.devices {
         builder = builder.device_count(devices);
     }
-    let sim = match builder.start().await {
+    let sim = match started(builder.start().await, "SiliconWit") {
         Ok(sim) => sim,
-        Err(e) => {
-            eprintln!("could not start the SiliconWit simulator: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let plan = sim.plan();
     println!("SiliconWit simulator");
@@ -258,16 +246,7 @@ async fn run_siliconwit(opts: Options) -> ExitCode {
         sim.base_url(),
         sim.api_key()
     );
-    println!();
-    println!("Serving until Ctrl-C.");
-    wait_for_ctrl_c().await;
-    let stats = sim.stats();
-    sim.shutdown().await;
-    println!(
-        "Stopped after {} requests ({} faults injected, {} rate limited).",
-        stats.requests, stats.faults_injected, stats.rate_limited
-    );
-    ExitCode::SUCCESS
+    serve(sim).await
 }
 
 async fn wait_for_ctrl_c() {
@@ -277,8 +256,20 @@ async fn wait_for_ctrl_c() {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("could not start the tokio runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((vendor, rest)) = args.split_first() else {
         eprintln!("{USAGE}");
