@@ -435,9 +435,30 @@ impl ParamError {
     }
 }
 
-/// A parsed query string.
+impl axum::response::IntoResponse for ParamError {
+    /// A 400 carrying the error, which the middleware renders in the vendor's shape.
+    fn into_response(self) -> axum::response::Response {
+        let mut resp = axum::http::StatusCode::BAD_REQUEST.into_response();
+        resp.extensions_mut().insert(self);
+        resp
+    }
+}
+
+/// A parsed query string. As a handler argument it is the request's query, parsed (an invalid
+/// one is answered 400 in the vendor's shape before the handler runs).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = ParamError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> std::result::Result<Self, ParamError> {
+        Params::parse(parts.uri.query())
+    }
+}
 
 impl Params {
     /// Parses a raw (percent-encoded) query string; `None` is an empty one.

@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{Error, Faults, Result, Stats, lock, request_id};
+#[cfg(doc)]
+use crate::Params;
+use crate::{Error, Faults, ParamError, Result, Stats, lock, request_id};
 
 /// The rate-limit key of callers without valid credentials.
 pub(crate) const ANONYMOUS: &str = "anonymous";
@@ -551,6 +553,9 @@ pub(crate) trait Vendor: Send + Sync + Sized + 'static {
     /// The 404 of a path that is no endpoint.
     fn unknown_route(path: &str) -> Failure;
 
+    /// The 400 of an invalid query parameter (a [`Params`] that did not parse or validate).
+    fn param_error(e: ParamError) -> Failure;
+
     /// Reads and checks the request's credential (before any fault, so that a fault's rate-limit
     /// headers are the caller's).
     fn authenticate(&self, req: &Request) -> std::result::Result<Self::Caller, Failure>;
@@ -628,8 +633,12 @@ async fn middleware<V: Vendor>(State(vendor): State<Arc<V>>, req: Request, next:
     };
 
     let resp = next.run(req).await;
-    let resp = match resp.extensions().get::<Failure>() {
-        Some(failure) => error_response::<V>(failure, &request_id),
+    let failure = match resp.extensions().get::<ParamError>() {
+        Some(e) => Some(V::param_error(e.clone())),
+        None => resp.extensions().get::<Failure>().cloned(),
+    };
+    let resp = match failure {
+        Some(failure) => error_response::<V>(&failure, &request_id),
         None => normalize::<V>(vendor.render(resp, &request_id, started), &request_id),
     };
     finish::<V>(core, resp, &limits, &request_id)

@@ -2,7 +2,7 @@
 
 use std::ops::Bound;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 
 use super::data::Asset;
@@ -60,8 +60,7 @@ fn asset_page(
 }
 
 /// `GET /assets`: filtered, ordered by id, cursor-paged.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let filter = Filter::parse(&params)?;
     asset_page(&s, &params, "a", |a| filter.matches(a))
 }
@@ -77,12 +76,7 @@ pub(crate) async fn get(State(s): SharedState, Path(id): Path<String>) -> Res {
 }
 
 /// `GET /assets/{assetId}/children`: the assets whose parent it is.
-pub(crate) async fn children(
-    State(s): SharedState,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn children(State(s): SharedState, Path(id): Path<String>, params: Params) -> Res {
     if !lock(&s.data).assets.contains_key(&id) {
         return Err(ApiErr::not_found("asset", &id));
     }

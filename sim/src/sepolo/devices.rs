@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -37,8 +37,7 @@ fn days(from_ms: i64, to_ms: i64, now_ms: i64) -> std::ops::Range<i64> {
 }
 
 /// `GET /devices`: filtered by `updatedSince`, `groupId`, `status`; ordered by id.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let size = page_size(&params)?;
     let updated_since = input::ts(&params, "updatedSince")?;
     let group_id = input::int(&params, "groupId")?;
@@ -75,9 +74,8 @@ pub(crate) async fn get(State(s): SharedState, Path(id): Path<String>) -> Res {
 pub(crate) async fn telemetry(
     State(s): SharedState,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Res {
-    let params = Params::parse(q.as_deref())?;
     let (from, to) = required_window(&params, Some(MAX_RAW_DAYS))?;
     let size = page_size(&params)?;
     let metrics: Option<Vec<String>> = params.one("metrics")?.map(|m| {
@@ -172,12 +170,7 @@ fn finished_cycles<'a>(
 }
 
 /// `GET /devices/{deviceId}/pointguard/cycles`: `from`/`to` (≤ 31 days); by start.
-pub(crate) async fn cycles(
-    State(s): SharedState,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn cycles(State(s): SharedState, Path(id): Path<String>, params: Params) -> Res {
     let (from, to) = required_window(&params, Some(MAX_RAW_DAYS))?;
     let size = page_size(&params)?;
     let after = cursor(&params, "cy")?
@@ -201,9 +194,8 @@ pub(crate) async fn cycles(
 pub(crate) async fn cycle_samples(
     State(s): SharedState,
     Path((id, cycle_id)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Res {
-    let params = Params::parse(q.as_deref())?;
     let size = page_size(&params)?;
     let after = cursor(&params, "s")?
         .map(|p| int_position(&p))
@@ -264,9 +256,8 @@ fn movement_json(s: &Shared, device_id: &str, c: &Cycle) -> Value {
 pub(crate) async fn movements(
     State(s): SharedState,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Res {
-    let params = Params::parse(q.as_deref())?;
     let (from, to) = required_window(&params, None)?;
     let size = page_size(&params)?;
     let min_duration = input::int(&params, "minDurationSeconds")?;

@@ -1,14 +1,13 @@
 //! `/incidents`: by creation time, with `fromUtc`/`toUtc`, `deviceId` and `state`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 
 use super::input::{self, optional_window};
 use super::{Res, SharedState, time_page};
 use crate::{Params, lock};
 
 /// `GET /incidents`.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let window = optional_window(&params, None)?;
     let device_id = params.one("deviceId")?.map(str::to_owned);
     let state = input::int(&params, "state")?;

@@ -651,6 +651,10 @@ impl Vendor for SepoloState {
         .into()
     }
 
+    fn param_error(e: ParamError) -> Failure {
+        ApiErr::from(e).into()
+    }
+
     fn authenticate(&self, req: &Request) -> std::result::Result<Arc<KeyInfo>, Failure> {
         authenticate(self, req.headers()).map_err(Failure::from)
     }

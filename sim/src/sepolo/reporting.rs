@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 
@@ -63,8 +63,7 @@ pub(crate) async fn assets_summary(State(s): SharedState) -> Res {
 /// `GET /reporting/service-performance`: the visits starting in `[fromUtc, toUtc)` (at most 366
 /// days; an absent side is unbounded). A visit without an estimate counts its actual cost as
 /// estimated.
-pub(crate) async fn service_performance(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn service_performance(State(s): SharedState, params: Params) -> Res {
     let (from, to) = optional_window(&params, Some(MAX_REPORTING_DAYS))?;
     let data = lock(&s.data);
     let (mut total, mut completed) = (0u64, 0u64);
@@ -95,8 +94,7 @@ pub(crate) async fn service_performance(State(s): SharedState, RawQuery(q): RawQ
 /// defaults to now; at most 366 days), ordered by day, then device; `deviceId` narrows it to
 /// one device. `samples` counts the environment samples, `averageTemperature` is their mean to
 /// one decimal.
-pub(crate) async fn telemetry_daily(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn telemetry_daily(State(s): SharedState, params: Params) -> Res {
     let (from, to) = optional_window(&params, Some(MAX_REPORTING_DAYS))?;
     let now = now();
     let to = to.unwrap_or(now);

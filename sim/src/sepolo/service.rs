@@ -4,7 +4,7 @@
 use std::ops::Bound;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
@@ -18,8 +18,7 @@ use crate::{Params, lock};
 const MAX_SERVICE_DAYS: i64 = 366;
 
 /// `GET /service-reports`: by creation time; `fromUtc`/`toUtc`, `assetId`, `deviceId`, `state`.
-pub(crate) async fn reports(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn reports(State(s): SharedState, params: Params) -> Res {
     let window = optional_window(&params, None)?;
     let asset_id = input::uuid(&params, "assetId")?;
     let device_id = params.one("deviceId")?.map(str::to_owned);
@@ -133,8 +132,7 @@ pub(crate) async fn create_report(State(s): SharedState, body: Bytes) -> Res {
 }
 
 /// `GET /service-visits`: by start; `fromUtc`/`toUtc` at most 366 days apart.
-pub(crate) async fn visits(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn visits(State(s): SharedState, params: Params) -> Res {
     let window = optional_window(&params, Some(MAX_SERVICE_DAYS))?;
     let data = lock(&s.data);
     time_page(
@@ -148,8 +146,7 @@ pub(crate) async fn visits(State(s): SharedState, RawQuery(q): RawQuery) -> Res 
 }
 
 /// `GET /appointments`: by start; `fromUtc`/`toUtc` at most 366 days apart, `userId`.
-pub(crate) async fn appointments(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn appointments(State(s): SharedState, params: Params) -> Res {
     let window = optional_window(&params, Some(MAX_SERVICE_DAYS))?;
     let user_id = input::uuid(&params, "userId")?;
     let data = lock(&s.data);
@@ -184,8 +181,7 @@ fn id_page<T>(
 }
 
 /// `GET /customers`: by id; `externalSystem`.
-pub(crate) async fn customers(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn customers(State(s): SharedState, params: Params) -> Res {
     let system = params.one("externalSystem")?.map(str::to_owned);
     let data = lock(&s.data);
     id_page(
@@ -198,15 +194,13 @@ pub(crate) async fn customers(State(s): SharedState, RawQuery(q): RawQuery) -> R
 }
 
 /// `GET /vendors`: by id.
-pub(crate) async fn vendors(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn vendors(State(s): SharedState, params: Params) -> Res {
     let data = lock(&s.data);
     id_page(&data.vendors, &params, "ve", |_| true, |v| v.to_json())
 }
 
 /// `GET /inventory/parts`: by id; `vendorId`, `status`.
-pub(crate) async fn parts(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn parts(State(s): SharedState, params: Params) -> Res {
     let vendor_id = input::uuid(&params, "vendorId")?;
     let active = input::active_filter(&params)?;
     let data = lock(&s.data);

@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -71,8 +71,7 @@ impl Filter {
 }
 
 /// `GET /devices`: filtered, in natural id order, cursor-paged.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let filter = Filter::parse(&params)?;
     let after = cursor(&params, "d")?;
@@ -100,8 +99,7 @@ pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
 }
 
 /// `GET /devices/count`: `{count, approximate: true}`, with the list's filters.
-pub(crate) async fn count(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn count(State(s): SharedState, params: Params) -> Res {
     let filter = Filter::parse(&params)?;
     let count = lock(&s.data)
         .devices

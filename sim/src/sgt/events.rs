@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use serde_json::json;
 
 use super::data::{Event, fmt_ts, now};
@@ -21,8 +21,7 @@ fn not_found(id: &str) -> ApiErr {
 
 /// `GET /events?type&severity&acknowledged&device_id&limit&cursor`, in id order (ids are
 /// time-ordered).
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let kind = params.one("type")?;
     let severity = params.one("severity")?;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::ApiErr;
-use crate::{Params, decode_cursor, encode_cursor};
+use crate::{Params, tagged_cursor};
 
 /// A JSON object body. Empty, malformed or non-object bodies are 400 `invalid_request`.
 pub(crate) fn object(body: &Bytes) -> Result<Map<String, Value>, ApiErr> {
@@ -144,27 +144,12 @@ pub(crate) fn if_match_ok(headers: &HeaderMap, current: &str) -> bool {
 /// Decodes the `cursor` parameter of a list whose cursors start with `kind:`; anything else is
 /// 400.
 pub(crate) fn cursor(params: &Params, kind: &str) -> Result<Option<String>, ApiErr> {
-    let Some(raw) = params.one("cursor")? else {
-        return Ok(None);
-    };
-    decode_cursor(raw)
-        .and_then(|s| {
-            s.strip_prefix(kind)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(str::to_owned)
-        })
-        .map(Some)
-        .ok_or_else(|| {
-            ApiErr::invalid(
-                "Parameter 'cursor' is not a cursor this list issued.",
-                json!({ "parameter": "cursor" }),
-            )
-        })
+    Ok(params.tagged_cursor("cursor", kind)?)
 }
 
 /// Encodes a position of a list of `kind`.
 pub(crate) fn make_cursor(kind: &str, position: &str) -> String {
-    encode_cursor(&format!("{kind}:{position}"))
+    tagged_cursor(kind, position)
 }
 
 #[cfg(test)]

@@ -672,6 +672,10 @@ impl Vendor for SgtState {
         )
     }
 
+    fn param_error(e: ParamError) -> Failure {
+        ApiErr::from(e).into()
+    }
+
     fn authenticate(&self, req: &Request) -> std::result::Result<String, Failure> {
         if req.uri().path() == "/oauth2/token" {
             return Ok("oauth".to_owned());

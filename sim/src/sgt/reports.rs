@@ -4,7 +4,7 @@ use std::ops::Bound;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use chrono::Duration as ChronoDuration;
 use serde_json::{Value, json};
 
@@ -70,8 +70,7 @@ pub(crate) async fn get(State(s): SharedState, Path(id): Path<String>) -> Res {
 }
 
 /// `GET /reports?limit&cursor`: runs in id (creation) order.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = cursor(&params, "r")?;
     let at = Instant::now();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::f64::consts::TAU;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Map, Value, json};
 
@@ -182,8 +182,7 @@ fn window(
 }
 
 /// `GET /telemetry?device_id&metric?&from&to&limit&cursor`.
-pub(crate) async fn query(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn query(State(s): SharedState, params: Params) -> Res {
     let device_id = params.required("device_id")?;
     let metric = params.one("metric")?;
     let (from, to) = window(&params, Some(MAX_RAW_DAYS))?;
@@ -376,8 +375,7 @@ fn aggregate_values(values: &mut [f64], function: &str) -> f64 {
 
 /// `GET /telemetry/aggregate?device_id&metric&from&to&interval&fn`: `[{ts, value}]`, buckets
 /// aligned to `from`, empty buckets left out, no pagination.
-pub(crate) async fn aggregate(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn aggregate(State(s): SharedState, params: Params) -> Res {
     let device_id = params.required("device_id")?;
     let metric = params.required("metric")?;
     let (from, to) = window(&params, Some(MAX_AGGREGATE_DAYS))?;
@@ -418,8 +416,7 @@ pub(crate) async fn aggregate(State(s): SharedState, RawQuery(q): RawQuery) -> R
 }
 
 /// `GET /telemetry/export?device_id&metric?&from&to&format?`: a signed-looking URL.
-pub(crate) async fn export(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn export(State(s): SharedState, params: Params) -> Res {
     let device_id = params.required("device_id")?;
     let metric = params.one("metric")?;
     let (from, to) = window(&params, None)?;

@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
@@ -49,8 +49,7 @@ fn check_events(obj: &Map<String, Value>) -> Result<Option<Vec<String>>, ApiErr>
 }
 
 /// `GET /webhooks?limit&cursor`.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = cursor(&params, "w")?;
     let data = lock(&s.data);

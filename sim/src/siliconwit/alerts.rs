@@ -1,6 +1,6 @@
 //! `/alerts`: list, get, trigger history.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use serde_json::json;
 
 use super::devices::{offset_param, page};
@@ -15,8 +15,7 @@ fn alert_not_found() -> ApiErr {
 }
 
 /// `GET /alerts`: `limit` (1 to 100, default 50), `offset`; in creation order.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = offset_param(&params)?;
     let data = lock(&s.data);
@@ -38,12 +37,7 @@ pub(crate) async fn get(State(s): SharedState, Path(id): Path<String>) -> Res {
 }
 
 /// `GET /alerts/{id}/history`: `limit` (1 to 100, default 50); newest first.
-pub(crate) async fn history(
-    State(s): SharedState,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn history(State(s): SharedState, Path(id): Path<String>, params: Params) -> Res {
     let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let data = lock(&s.data);
     let alert = data.alert(&id).ok_or_else(alert_not_found)?;

@@ -1,6 +1,6 @@
 //! `/devices`: list, get, latest telemetry, telemetry history.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Value, json};
 
@@ -46,8 +46,7 @@ pub(crate) fn page(items: Vec<Value>, total: usize, limit: usize, offset: usize)
 }
 
 /// `GET /devices`: `status`, `limit` (1 to 100, default 50), `offset`; in creation order.
-pub(crate) async fn list(State(s): SharedState, RawQuery(q): RawQuery) -> Res {
-    let params = Params::parse(q.as_deref())?;
+pub(crate) async fn list(State(s): SharedState, params: Params) -> Res {
     let limit = params.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = offset_param(&params)?;
     let paused = match params.one("status")? {
@@ -109,9 +108,8 @@ fn capped(requested: (&'static str, i64), retention_days: u32) -> (&'static str,
 pub(crate) async fn telemetry(
     State(s): SharedState,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    params: Params,
 ) -> Res {
-    let params = Params::parse(q.as_deref())?;
     let limit = params.limit("limit", DEFAULT_TELEMETRY_LIMIT, MAX_TELEMETRY_LIMIT)?;
     let asked = params.one("range")?.unwrap_or(DEFAULT_RANGE);
     let requested = RANGES

@@ -516,6 +516,10 @@ impl Vendor for SiliconWitState {
         ApiErr::not_found("Not found").into()
     }
 
+    fn param_error(e: ParamError) -> Failure {
+        ApiErr::from(e).into()
+    }
+
     fn authenticate(&self, req: &Request) -> std::result::Result<String, Failure> {
         if bearer_token(req.headers()) == Some(self.key.as_str()) {
             Ok(self.key.clone())
