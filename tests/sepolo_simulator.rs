@@ -2,28 +2,24 @@
 //! faults, split windows, scopes, cycles, reports, rate limits), plus raw reqwest checks of the
 //! wire format the client hides (window limits, the bare array, error bodies, headers).
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use common::sepolo::{simulator as start, simulator_client as client_for};
 use futures::TryStreamExt;
 use iot_sdk::sepolo::{AssetStatusFilter, Client, NewServiceReport, Scope};
 use iot_sdk::{Error, RetryPolicy};
 use iot_sdk_sim::Faults;
-use iot_sdk_sim::sepolo::{SepoloSimulator, SepoloSimulatorBuilder};
+use iot_sdk_sim::sepolo::SepoloSimulator;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const KEY: &str = "sep_test_key";
 const PORTAL_KEY: &str = "sep_portal_key";
 const COOLING_LINE: &str = "a33b5a5d-e55a-423d-9bdf-0bc2c61f7e63";
-
-async fn start(builder: SepoloSimulatorBuilder) -> SepoloSimulator {
-    match builder.start().await {
-        Ok(sim) => sim,
-        Err(e) => panic!("simulator did not start: {e}"),
-    }
-}
 
 /// A simulator with room for many requests (limits scaled up 100 times).
 async fn roomy_sim() -> SepoloSimulator {
@@ -33,14 +29,6 @@ async fn roomy_sim() -> SepoloSimulator {
             .rate_limit_scale(100.0),
     )
     .await
-}
-
-fn client_for(sim: &SepoloSimulator, key: &str) -> Client {
-    Client::builder()
-        .api_key(key)
-        .base_url(sim.base_url())
-        .build()
-        .expect("client")
 }
 
 fn t(s: &str) -> DateTime<Utc> {

@@ -2,38 +2,20 @@
 //! exactly once (also with injected faults), partial failures, ETags, reports, rate limits and
 //! OAuth2.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::sgt::simulator as start;
 use futures::TryStreamExt;
 use iot_sdk::RetryPolicy;
 use iot_sdk::sgt::oauth::{OAuthClient, OAuthConfig, OAuthSession, PkcePair};
 use iot_sdk::sgt::{Client, DeviceUpdate, NewReport, Reading, ReportStatus};
 use iot_sdk_sim::Faults;
-use iot_sdk_sim::sgt::{SgtSimulator, SgtSimulatorBuilder};
-
-/// Patient, fast retries: with injected faults, a page may need several attempts.
-fn patient() -> RetryPolicy {
-    RetryPolicy::default()
-        .with_max_attempts(12)
-        .with_initial_delay(Duration::from_millis(1))
-        .with_max_delay(Duration::from_millis(10))
-}
-
-async fn start(b: SgtSimulatorBuilder) -> (SgtSimulator, Client) {
-    let sim = b.start().await.unwrap();
-    let client = Client::builder()
-        .api_key(sim.api_key())
-        .tenant(sim.tenant())
-        .base_url(sim.base_url())
-        .retry_policy(patient())
-        .retry_budget(iot_sdk::RetryBudget::unlimited())
-        .build()
-        .unwrap();
-    (sim, client)
-}
+use iot_sdk_sim::sgt::SgtSimulator;
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()

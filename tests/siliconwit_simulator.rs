@@ -2,42 +2,22 @@
 //! under faults and while the list changes, retention capping, null latest telemetry, account
 //! state, limits, rate-limit headers), plus raw reqwest checks of the wire format.
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::siliconwit::{simulator as start, simulator_client as client};
 use futures::TryStreamExt;
-use iot_sdk::siliconwit::{Client, Device, DeviceStatus, Operator, TelemetryRange};
-use iot_sdk::{Error, RetryPolicy};
+use iot_sdk::Error;
+use iot_sdk::siliconwit::{Device, DeviceStatus, Operator, TelemetryRange};
 use iot_sdk_sim::Faults;
-use iot_sdk_sim::siliconwit::{Plan, SiliconWitSimulator, SiliconWitSimulatorBuilder};
+use iot_sdk_sim::siliconwit::{Plan, SiliconWitSimulator};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-const KEY: &str = "swk_test_key";
-
-async fn start(builder: SiliconWitSimulatorBuilder) -> SiliconWitSimulator {
-    match builder.api_key(KEY).start().await {
-        Ok(sim) => sim,
-        Err(e) => panic!("simulator did not start: {e}"),
-    }
-}
-
-/// A client of `sim` that retries up to 10 times with millisecond delays.
-fn client(sim: &SiliconWitSimulator) -> Client {
-    Client::builder()
-        .api_key(sim.api_key())
-        .base_url(sim.base_url())
-        .retry_policy(
-            RetryPolicy::default()
-                .with_max_attempts(10)
-                .with_initial_delay(Duration::from_millis(1))
-                .with_max_delay(Duration::from_millis(4))
-                .with_retry_after_cap(Duration::from_secs(1)),
-        )
-        .build()
-        .expect("client")
-}
+use common::siliconwit::KEY;
 
 struct Answer {
     status: StatusCode,
