@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use iot_sdk::RetryPolicy;
 use iot_sdk::sgt::{Client, Device};
-use iot_sdk::sim::sgt::SgtSimulator;
+use iot_sdk_sim::sgt::SgtSimulator;
 
 const ROUNDS: usize = 5;
 const CALLS: usize = 400;

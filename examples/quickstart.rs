@@ -26,7 +26,7 @@ use futures::TryStreamExt;
 use iot_sdk::sgt::{AggregateFn, DeviceStatus, Interval};
 
 #[tokio::main]
-async fn main() -> Result<(), iot_sdk::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     sgt_section().await?;
     println!();
     quickstart_sepolo::section().await?;
@@ -35,7 +35,7 @@ async fn main() -> Result<(), iot_sdk::Error> {
     Ok(())
 }
 
-async fn sgt_section() -> Result<(), iot_sdk::Error> {
+async fn sgt_section() -> Result<(), Box<dyn std::error::Error>> {
     let (sgt, _sim) = sgt_env::client(50).await?;
 
     println!("\n== SGT Systems: devices");

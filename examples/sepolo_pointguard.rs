@@ -61,7 +61,7 @@ fn num(v: Option<f64>) -> String {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), iot_sdk::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (sepolo, sim) = sepolo_env::client(50).await?;
     let Some(device) = sepolo_env::device_id(&sepolo, sim.as_ref()).await? else {
         println!("The organization has no devices: nothing to show.");

@@ -31,7 +31,7 @@ fn bar(done: u64, total: u64) {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), iot_sdk::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Paced: each 1,000-reading chunk waits for room in the `ingest` bucket, so the job runs at
     // the allowed rate instead of running into 429s.
     let (sgt, _sim) = sgt_env::client_paced(50, Some(20.0)).await?;

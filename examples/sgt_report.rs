@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use iot_sdk::sgt::NewReport;
 
 #[tokio::main]
-async fn main() -> Result<(), iot_sdk::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (sgt, _sim) = sgt_env::client(50).await?;
 
     let run = sgt

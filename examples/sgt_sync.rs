@@ -46,7 +46,7 @@ async fn sync(sgt: &iot_sdk::sgt::Client, mirror: &mut Mirror) -> iot_sdk::Resul
 }
 
 #[tokio::main]
-async fn main() -> Result<(), iot_sdk::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (sgt, sim) = sgt_env::client(1_200).await?;
     let mut mirror = Mirror::default();
 

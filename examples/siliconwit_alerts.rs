@@ -72,7 +72,7 @@ fn print_alert(alert: &Alert, history: &[AlertEvent]) {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), iot_sdk::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (sw, _sim) = siliconwit_env::client(10).await?;
 
     let alerts: Vec<Alert> = sw.alerts().list().limit(100).items().try_collect().await?;

@@ -40,8 +40,8 @@
 //! - [`Page`], [`PageStream`], [`ItemStream`]: cursor and offset paging as lazy `Stream`s.
 //! - [`Call`]: a prepared request: `.send()`, `.send_with_meta()` ([`ResponseMeta`]) or `.await`.
 //!
-//! Without API keys, the simulators in `sim` (feature `sim`) serve every endpoint of the three
-//! APIs on 127.0.0.1, for examples and for your own tests.
+//! Without API keys, the simulators of the companion crate `iot-sdk-sim` serve every endpoint of
+//! the three APIs on 127.0.0.1, for examples and for your own tests.
 //!
 //! ## Feature flags
 //!
@@ -52,7 +52,6 @@
 //! | `siliconwit` | yes | the SiliconWit client |
 //! | `rustls` | yes | TLS through rustls |
 //! | `native-tls` | no | TLS through the platform's library |
-//! | `sim` | no | in-process simulators of the three APIs |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an
@@ -70,9 +69,6 @@ pub mod error;
 pub mod paging;
 pub mod rate_limit;
 pub mod retry;
-#[cfg(feature = "sim")]
-#[allow(clippy::arithmetic_side_effects)] // test servers, not reachable from a client
-pub mod sim;
 pub(crate) mod transport;
 mod vendor;
 mod window;

@@ -13,7 +13,7 @@ use chrono::{Duration, Utc};
 use futures::TryStreamExt;
 
 /// Prints the Sepolo section.
-pub async fn section() -> Result<(), iot_sdk::Error> {
+pub async fn section() -> Result<(), Box<dyn std::error::Error>> {
     // `_sim` keeps the simulator (if any) running until the section ends.
     let (sepolo, _sim) = sepolo_env::client(50).await?;
 

@@ -26,7 +26,7 @@ fn show_metrics(m: &Metrics) -> String {
 }
 
 /// Prints plan and usage, the first devices and the latest readings of a few of them.
-pub async fn section() -> Result<(), iot_sdk::Error> {
+pub async fn section() -> Result<(), Box<dyn std::error::Error>> {
     let (sw, _sim) = siliconwit_env::client(10).await?;
 
     let usage = sw.usage().await?;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use iot_sdk::sepolo;
-use iot_sdk::sim::sepolo::SepoloSimulator;
+use iot_sdk_sim::sepolo::SepoloSimulator;
 
 /// The device the examples read when running against the simulator: it has PointGuard cycles,
 /// among them the spec's example `cyc_20260527_120000`.
@@ -14,7 +14,7 @@ pub const SIM_DEVICE: &str = "SEP-DEVICE-001";
 /// so that it keeps running while the client is used.
 pub async fn client(
     size: usize,
-) -> Result<(sepolo::Client, Option<SepoloSimulator>), iot_sdk::Error> {
+) -> Result<(sepolo::Client, Option<SepoloSimulator>), Box<dyn std::error::Error>> {
     if std::env::var("SEPOLO_API_KEY").is_ok_and(|k| !k.trim().is_empty()) {
         println!("Using the Sepolo API (SEPOLO_API_KEY is set).");
         return Ok((sepolo::Client::from_env()?, None));

@@ -3,12 +3,14 @@
 #![allow(dead_code)]
 
 use iot_sdk::sgt;
-use iot_sdk::sim::sgt::SgtSimulator;
+use iot_sdk_sim::sgt::SgtSimulator;
 
 /// An SGT client: the real API when `SGT_API_KEY` is set (with `SGT_TENANT` and `SGT_BASE_URL`
 /// if given), otherwise a simulator with `fleet` generated devices, returned too so that it keeps
 /// running while the client is used.
-pub async fn client(fleet: usize) -> Result<(sgt::Client, Option<SgtSimulator>), iot_sdk::Error> {
+pub async fn client(
+    fleet: usize,
+) -> Result<(sgt::Client, Option<SgtSimulator>), Box<dyn std::error::Error>> {
     client_paced(fleet, None).await
 }
 
@@ -18,7 +20,7 @@ pub async fn client(fleet: usize) -> Result<(sgt::Client, Option<SgtSimulator>),
 pub async fn client_paced(
     fleet: usize,
     pacing_scale: Option<f64>,
-) -> Result<(sgt::Client, Option<SgtSimulator>), iot_sdk::Error> {
+) -> Result<(sgt::Client, Option<SgtSimulator>), Box<dyn std::error::Error>> {
     if std::env::var("SGT_API_KEY").is_ok_and(|k| !k.trim().is_empty()) {
         println!("Using the SGT API (SGT_API_KEY is set).");
         let client = match pacing_scale {

@@ -67,3 +67,13 @@ pub async fn only_request(server: &MockServer) -> wiremock::Request {
 pub fn body_json(req: &wiremock::Request) -> serde_json::Value {
     serde_json::from_slice(&req.body).expect("a JSON body")
 }
+
+/// The simulator `start()` returned, or a panic that says why it did not start.
+pub fn started<S>(
+    result: iot_sdk_sim::Result<iot_sdk_sim::Simulator<S>>,
+) -> iot_sdk_sim::Simulator<S> {
+    match result {
+        Ok(sim) => sim,
+        Err(e) => panic!("simulator did not start: {e}"),
+    }
+}

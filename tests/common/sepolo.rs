@@ -1,4 +1,5 @@
-//! The Sepolo wiremock setup shared by the `sepolo*` tests.
+//! The Sepolo wiremock setup shared by the `sepolo*` tests, and the simulator setup of
+//! `sepolo_simulator`.
 
 use iot_sdk::sepolo::Client;
 use wiremock::MockServer;
@@ -18,4 +19,24 @@ pub async fn setup() -> (MockServer, Client) {
         .build()
         .unwrap();
     (server, client)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Sepolo simulator setup shared by the `sepolo_simulator` tests.
+// ---------------------------------------------------------------------------------------------
+
+/// Starts the simulator `builder` describes.
+pub async fn simulator(
+    builder: iot_sdk_sim::sepolo::SepoloSimulatorBuilder,
+) -> iot_sdk_sim::sepolo::SepoloSimulator {
+    super::started(builder.start().await)
+}
+
+/// A client of `sim` sending `key`.
+pub fn simulator_client(sim: &iot_sdk_sim::sepolo::SepoloSimulator, key: &str) -> Client {
+    Client::builder()
+        .api_key(key)
+        .base_url(sim.base_url())
+        .build()
+        .expect("client")
 }

@@ -1,4 +1,4 @@
-//! The SGT wiremock setup shared by the `sgt_*` tests.
+//! The SGT wiremock setup shared by the `sgt_*` tests, and the simulator setup of `sgt_simulator`.
 
 use iot_sdk::sgt::Client;
 use wiremock::MockServer;
@@ -33,4 +33,33 @@ pub fn sgt_headers(m: wiremock::MockBuilder) -> wiremock::MockBuilder {
             concat!("acme-erp-sync/1.4.2 iot-sdk/", env!("CARGO_PKG_VERSION")),
         ))
         .and(header("accept", "application/json"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SGT simulator setup shared by the `sgt_simulator` tests.
+// ---------------------------------------------------------------------------------------------
+
+/// Patient, fast retries: with injected faults, a page may need several attempts.
+pub fn patient() -> iot_sdk::RetryPolicy {
+    iot_sdk::RetryPolicy::default()
+        .with_max_attempts(12)
+        .with_initial_delay(std::time::Duration::from_millis(1))
+        .with_max_delay(std::time::Duration::from_millis(10))
+}
+
+/// Starts the simulator `b` describes and a client of it with [`patient`] retries and no retry
+/// budget.
+pub async fn simulator(
+    b: iot_sdk_sim::sgt::SgtSimulatorBuilder,
+) -> (iot_sdk_sim::sgt::SgtSimulator, Client) {
+    let sim = super::started(b.start().await);
+    let client = Client::builder()
+        .api_key(sim.api_key())
+        .tenant(sim.tenant())
+        .base_url(sim.base_url())
+        .retry_policy(patient())
+        .retry_budget(iot_sdk::RetryBudget::unlimited())
+        .build()
+        .unwrap();
+    (sim, client)
 }

@@ -1,4 +1,5 @@
-//! The SiliconWit wiremock setup shared by the `siliconwit*` tests.
+//! The SiliconWit wiremock setup shared by the `siliconwit*` tests, and the simulator setup of
+//! `siliconwit_simulator`.
 
 use iot_sdk::siliconwit::Client;
 use wiremock::MockServer;
@@ -18,4 +19,31 @@ pub async fn setup() -> (MockServer, Client) {
         .build()
         .unwrap();
     (server, client)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SiliconWit simulator setup shared by the `siliconwit_simulator` tests.
+// ---------------------------------------------------------------------------------------------
+
+/// Starts the simulator `builder` describes, accepting [`KEY`].
+pub async fn simulator(
+    builder: iot_sdk_sim::siliconwit::SiliconWitSimulatorBuilder,
+) -> iot_sdk_sim::siliconwit::SiliconWitSimulator {
+    super::started(builder.api_key(KEY).start().await)
+}
+
+/// A client of `sim` that retries up to 10 times with millisecond delays.
+pub fn simulator_client(sim: &iot_sdk_sim::siliconwit::SiliconWitSimulator) -> Client {
+    Client::builder()
+        .api_key(sim.api_key())
+        .base_url(sim.base_url())
+        .retry_policy(
+            iot_sdk::RetryPolicy::default()
+                .with_max_attempts(10)
+                .with_initial_delay(std::time::Duration::from_millis(1))
+                .with_max_delay(std::time::Duration::from_millis(4))
+                .with_retry_after_cap(std::time::Duration::from_secs(1)),
+        )
+        .build()
+        .expect("client")
 }
