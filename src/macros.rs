@@ -256,45 +256,6 @@ macro_rules! call_options {
     };
 }
 
-/// `limit`, `cursor`, the per-call options and `send`/`pages`/`items` of an SGT list builder
-/// whose fields are `client`, `query` (with a `limit`), `cursor` and `opts`.
-macro_rules! cursor_list_methods {
-    ($item:ty, $path:literal, $noun:literal) => {
-        /// Page size, 1 to 500 (more is an `InvalidInput` error, never a silent clamp).
-        pub fn limit(mut self, limit: u32) -> Self {
-            self.query.limit = Some(limit);
-            self
-        }
-
-        /// Starts at a cursor from an earlier page (cursors are short-lived: do not store them).
-        pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-            self.cursor = Some(cursor.into());
-            self
-        }
-
-        call_options!();
-
-        /// The first page (or the page at `cursor`).
-        pub async fn send(self) -> $crate::Result<$crate::Page<$item>> {
-            self.pages().first().await
-        }
-
-        /// All pages, lazily.
-        pub fn pages(self) -> $crate::PageStream<$item> {
-            if let Err(e) = $crate::sgt::check_limit(self.query.limit) {
-                return $crate::PageStream::failed(e);
-            }
-            self.client
-                .paginate(vec![$path.into()], self.query, self.cursor, self.opts)
-        }
-
-        #[doc = concat!("All ", $noun, ", lazily, page after page.")]
-        pub fn items(self) -> $crate::ItemStream<$item> {
-            self.pages().items()
-        }
-    };
-}
-
 /// `faults`, `rate_limit_scale`, `seed` and `port` for a simulator builder with those fields.
 #[cfg(feature = "sim")]
 macro_rules! sim_builder_common {
