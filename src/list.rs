@@ -706,3 +706,256 @@ pub(crate) fn concurrent_offset_pages<T: Send + 'static>(
         .boxed();
     PageStream::from_stream(stream)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use proptest::prelude::{
+        ProptestConfig, Strategy, any, prop, prop_assert, prop_assert_eq, proptest,
+    };
+
+    use super::*;
+    use crate::tests::builder_at;
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64);
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A filter of every kind of field a vendor's filter has, in a fixed declared order.
+    #[derive(Debug, Clone, Default, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Filter {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        updated_since: Option<DateTime<Utc>>,
+        #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group_id: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        acknowledged: Option<bool>,
+    }
+
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        // Year 0 to 9999, any nanosecond.
+        (-62_167_219_200i64..253_402_300_799, 0u32..1_000_000_000)
+            .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap())
+    }
+
+    fn filter() -> impl Strategy<Value = Filter> {
+        (
+            prop::option::of(instant()),
+            prop::option::of(".{0,12}"),
+            prop::option::of(any::<i64>()),
+            prop::option::of(any::<bool>()),
+        )
+            .prop_map(|(updated_since, kind, group_id, acknowledged)| Filter {
+                updated_since,
+                kind,
+                group_id,
+                acknowledged,
+            })
+    }
+
+    fn never(_: Transport, _: Request) -> BoxFuture<'static, Result<(RawPage<u32>, ResponseMeta)>> {
+        Box::pin(async { Err(Error::invalid_input("not sent in this test")) })
+    }
+
+    fn fetcher(
+        paging: &'static Paging,
+        query: Filter,
+        size: Option<u32>,
+        window: bool,
+    ) -> Fetcher<u32, Filter> {
+        Fetcher {
+            transport: builder_at("http://127.0.0.1:9/v1").build().unwrap(),
+            segments: vec!["things".into()],
+            query,
+            paging,
+            run: never,
+            window_params: window.then_some(("fromUtc", "toUtc")),
+            page_size: size,
+            opts: CallOptions::default(),
+        }
+    }
+
+    const CURSOR_AFTER: Paging = Paging {
+        page_size_param: "pageSize",
+        max_page_size: 500,
+        token: TokenParam::Cursor("cursor"),
+        window_first: false,
+    };
+    const CURSOR_WINDOW_FIRST: Paging = Paging {
+        page_size_param: "limit",
+        max_page_size: 500,
+        token: TokenParam::Cursor("cursor"),
+        window_first: true,
+    };
+    const OFFSET: Paging = Paging {
+        page_size_param: "limit",
+        max_page_size: 100,
+        token: TokenParam::Offset("offset"),
+        window_first: false,
+    };
+
+    fn pair(k: &str, v: &str) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(k, v)
+            .finish()
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// 1..=max passes, 0 and anything over max are refused, whatever the numbers.
+        #[test]
+        fn the_page_size_check_accepts_exactly_one_to_max(size in any::<u32>(), max in 1u32..) {
+            let got = check_page_size("pageSize", Some(size), max);
+            prop_assert_eq!(got.is_ok(), (1..=max).contains(&size));
+            if let Err(e) = got {
+                prop_assert!(matches!(e, Error::InvalidInput(ref m) if m.starts_with("pageSize")), "{e}");
+            }
+            prop_assert!(check_page_size("limit", None, max).is_ok());
+        }
+
+        /// A window bound is written as chrono's serde writes a `DateTime<Utc>` field, so a
+        /// time filter reads the same as a typed `DateTime` field of a filter struct.
+        #[test]
+        fn a_stamp_is_what_serde_writes(t in instant()) {
+            let via_serde = serde_urlencoded::to_string([("t", t)]).unwrap();
+            prop_assert_eq!(via_serde, pair("t", &stamp(t)));
+        }
+
+        /// The query string is serde_urlencoded of the filter, in declared order, then the
+        /// page size, the window (before the page size where the vendor says so) and the
+        /// cursor or offset.
+        #[test]
+        fn the_query_is_the_filter_then_the_engine_params(
+            query in filter(),
+            size in prop::option::of(1u32..=500),
+            window in prop::option::of((instant(), instant())),
+            cursor in prop::option::of("[ -~]{1,16}"),
+            offset in any::<u64>(),
+            paging in 0..3u8,
+        ) {
+            let paging: &'static Paging = match paging {
+                0 => &CURSOR_AFTER,
+                1 => &CURSOR_WINDOW_FIRST,
+                _ => &OFFSET,
+            };
+            let filter_part = serde_urlencoded::to_string(&query).unwrap();
+            let f = fetcher(paging, query, size, window.is_some());
+            let token = match paging.token {
+                TokenParam::Cursor(_) => cursor.clone().map(PageToken::Cursor),
+                TokenParam::Offset(_) => Some(PageToken::Offset(offset)),
+            };
+            let req = f.request(window, token.as_ref()).unwrap();
+            let url = f.transport.url(&req).unwrap();
+
+            let mut expected: Vec<String> = Vec::new();
+            if !filter_part.is_empty() {
+                expected.push(filter_part);
+            }
+            let size_part = size.map(|n| pair(paging.page_size_param, &n.to_string()));
+            let window_part = window.map(|(a, b)| format!("{}&{}", pair("fromUtc", &stamp(a)), pair("toUtc", &stamp(b))));
+            if paging.window_first {
+                expected.extend(window_part);
+                expected.extend(size_part);
+            } else {
+                expected.extend(size_part);
+                expected.extend(window_part);
+            }
+            match (paging.token, &token) {
+                (TokenParam::Cursor(p), Some(PageToken::Cursor(c))) => expected.push(pair(p, c)),
+                (TokenParam::Offset(p), Some(PageToken::Offset(o))) => expected.push(pair(p, &o.to_string())),
+                _ => {}
+            }
+            let expected = expected.join("&");
+            prop_assert_eq!(url.query().unwrap_or_default(), expected.as_str());
+        }
+
+        /// Whatever pages a server sends (ids repeated within and across pages, a total that
+        /// does not match), the sequential and the concurrent offset readers yield each id at
+        /// most once, end, and, when they end without an error, yield every id they were sent.
+        #[test]
+        fn offset_readers_yield_each_id_once_and_stop(
+            pages in prop::collection::vec(prop::collection::vec(0u8..40, 0..8), 1..12),
+            total in 0u64..400,
+            concurrency in 1usize..5,
+            concurrent in any::<bool>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let calls = Arc::new(AtomicUsize::new(0));
+            let served = Arc::new(Mutex::new(HashSet::<String>::new()));
+            let fetch: FetchOffset<String> = {
+                let (calls, served, pages) = (calls.clone(), served.clone(), pages.clone());
+                Arc::new(move |_offset| {
+                    // The k-th request gets the k-th page; past the end, the last page again
+                    // (a server that repeats itself).
+                    let k = calls.fetch_add(1, Ordering::SeqCst);
+                    let page = pages.get(k).or(pages.last()).cloned().unwrap_or_default();
+                    let items: Vec<String> = page.iter().map(|i| format!("id{i}")).collect();
+                    served.lock().unwrap().extend(items.iter().cloned());
+                    Box::pin(async move {
+                        if k > 5_000 {
+                            return Err(Error::invalid_input("runaway"));
+                        }
+                        Ok(OffsetPage { items, total, meta: ResponseMeta::default() })
+                    })
+                })
+            };
+            let id: ItemId<String> = |s| s.as_str();
+            let stream = if concurrent {
+                concurrent_offset_pages(fetch, 0, concurrency, Some(id))
+            } else {
+                offset_pages(fetch, 0, Some(id), HashSet::new())
+            };
+            let got: Vec<Result<String>> = runtime.block_on(stream.items().collect());
+            let mut yielded = HashSet::new();
+            let mut ended_ok = true;
+            for item in &got {
+                match item {
+                    Ok(i) => prop_assert!(yielded.insert(i.clone()), "{i} yielded twice"),
+                    Err(e) => {
+                        ended_ok = false;
+                        prop_assert!(matches!(e, Error::Protocol(_)), "{e}");
+                        prop_assert!(e.to_string().contains("pages in a row held only items already seen"), "{e}");
+                    }
+                }
+            }
+            prop_assert!(calls.load(Ordering::SeqCst) <= 5_000, "the reader did not stop");
+            if ended_ok && !concurrent {
+                // Sequential: what was served was yielded (the reader read until the end).
+                prop_assert_eq!(&yielded, &*served.lock().unwrap());
+            }
+        }
+    }
+
+    /// Each id once also across a concurrent read that falls back to a sequential re-read.
+    #[tokio::test]
+    async fn a_reread_skips_what_was_yielded_without_counting_it_stale() {
+        let mut dedup = Dedup::new(
+            Some((|s: &String| s.as_str()) as ItemId<String>),
+            ["a".to_owned()].into(),
+        );
+        let meta = ResponseMeta::default();
+        let page = || vec!["a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            dedup.fresh(page(), &meta, String::new).unwrap(),
+            vec!["b".to_owned()]
+        );
+        for _ in 1..MAX_STALE_PAGES {
+            assert!(dedup.fresh(page(), &meta, String::new).unwrap().is_empty());
+        }
+        let err = dedup.fresh(page(), &meta, || "here".into()).unwrap_err();
+        assert!(err.to_string().contains("(here); stopping"), "{err}");
+    }
+}
