@@ -99,13 +99,17 @@ type ItemId<T> = fn(&T) -> &str;
 /// every list of every vendor.
 ///
 /// ```no_run
-/// # async fn demo(sgt: iot_sdk::sgt::Client) -> iot_sdk::Result<()> {
+/// # use serde::Serialize;
+/// # async fn demo<T, Q>(list: iot_sdk::List<T, Q>) -> iot_sdk::Result<()>
+/// # where T: Send + 'static, Q: Serialize + Clone + Send + Sync + 'static {
 /// use futures::TryStreamExt;
-/// use iot_sdk::sgt::Severity;
-/// let list = sgt.events().list().severity(Severity::Critical).limit(100);
+/// use std::time::Duration;
+/// // For example `sgt.events().list().severity(Severity::Critical)`.
+/// let list = list.limit(100).with_timeout(Duration::from_secs(10));
 /// let first = list.clone().send().await?;
-/// let all: Vec<_> = list.items().try_collect().await?;
-/// # let _ = first; Ok(()) }
+/// println!("{} items, more: {}", first.items().len(), first.has_more());
+/// let all: Vec<T> = list.items().try_collect().await?;
+/// # Ok(()) }
 /// ```
 ///
 /// Offset-paged lists (SiliconWit) are fragile over a list that changes; this is what the SDK
