@@ -715,24 +715,10 @@ pub(crate) fn concurrent_offset_pages<T: Send + 'static>(
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use proptest::prelude::{
-        ProptestConfig, Strategy, any, prop, prop_assert, prop_assert_eq, proptest,
-    };
+    use proptest::prelude::{Strategy, any, prop, prop_assert, prop_assert_eq, proptest};
 
     use super::*;
-    use crate::tests::builder_at;
-
-    fn config() -> ProptestConfig {
-        let cases = std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(64);
-        ProptestConfig {
-            cases,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
-    }
+    use crate::tests::{builder_at, proptest_config};
 
     /// A filter of every kind of field a vendor's filter has, in a fixed declared order.
     #[derive(Debug, Clone, Default, Serialize)]
@@ -817,7 +803,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(proptest_config())]
 
         /// 1..=max passes, 0 and anything over max are refused, whatever the numbers.
         #[test]
