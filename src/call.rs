@@ -5,6 +5,7 @@ use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use reqwest::header::IF_MATCH;
 
 use crate::error::Result;
 use crate::retry::RetryPolicy;
@@ -63,6 +64,19 @@ impl<T: Send + 'static> Call<T> {
     }
 
     call_options!();
+
+    /// Sends `If-Match: <etag>`: the call then succeeds only if the resource's ETag is still
+    /// `etag`, and otherwise fails with a conflict ([`crate::Error::is_conflict`]). A conditional
+    /// call is safe to repeat, so it is retried like a `PUT`. An ETag that is not a valid header
+    /// value is an [`crate::Error::InvalidInput`] when the call is sent.
+    pub fn if_match(mut self, etag: impl Into<String>) -> Self {
+        let etag = etag.into();
+        self.request = self
+            .request
+            .and_then(|r| r.header(IF_MATCH, &etag))
+            .map(|r| r.idempotent(true));
+        self
+    }
 
     /// Sends the call.
     pub async fn send(self) -> Result<T> {

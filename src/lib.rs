@@ -37,7 +37,9 @@
 //!   bucket against retry storms.
 //! - [`RateLimit`]: the rate-limit headers of every response, reset computed against the
 //!   server's `Date`; optional client-side pacing with the vendor's [`Bucket`]s.
-//! - [`Page`], [`PageStream`], [`ItemStream`]: cursor and offset paging as lazy `Stream`s.
+//! - [`List`]: every list of every vendor, one generic type over the vendor's typed filter;
+//!   cursor, offset, windowed and concurrent-offset paging on one engine.
+//! - [`Page`], [`PageStream`], [`ItemStream`]: the pages and items of a list as lazy `Stream`s.
 //! - [`Call`]: a prepared request: `.send()`, `.send_with_meta()` ([`ResponseMeta`]) or `.await`.
 //!
 //! Without API keys, the simulators of the companion crate `iot-sdk-sim` serve every endpoint of
@@ -65,7 +67,9 @@ mod macros;
 pub mod auth;
 mod call;
 mod env;
+mod envelope;
 pub mod error;
+mod list;
 pub mod paging;
 pub mod rate_limit;
 pub mod retry;
@@ -95,6 +99,7 @@ pub use error::{
     ApiError, DecodeError, Error, ErrorCode, ProtocolError, RequestInfo, Result, TransportError,
     TransportErrorKind,
 };
+pub use list::List;
 pub use paging::{ItemStream, Page, PageStream, PageToken};
 pub use rate_limit::{AllCalls, Bucket, BucketKind, RateLimit};
 pub use retry::{RetryBudget, RetryPolicy};

@@ -31,13 +31,8 @@ use futures::Stream;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use reqwest::Method;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::call::CallOptions;
 use crate::error::{Error, ProtocolError, Result};
-use crate::transport::{Request, ResponseMeta, Transport};
+use crate::transport::ResponseMeta;
 
 /// Where the next page starts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,46 +127,6 @@ impl<T> IntoIterator for Page<T> {
 /// Fetches the page that starts at a token (`None`: the first page).
 pub(crate) type FetchPage<T> =
     Arc<dyn Fn(Option<PageToken>) -> BoxFuture<'static, Result<Page<T>>> + Send + Sync>;
-
-/// A vendor's cursor-paged list envelope.
-pub(crate) trait CursorEnvelope<T>: DeserializeOwned + Send + 'static {
-    /// The items, and the cursor of the next page when the server says there is one.
-    fn into_page(self) -> (Vec<T>, Option<String>);
-}
-
-/// A stream over a cursor-paged list: `GET segments?query&<cursor_param>=<cursor>`, decoded as
-/// the vendor's envelope `E`.
-pub(crate) fn cursor_pages<T, E, Q>(
-    transport: Transport,
-    segments: Vec<String>,
-    query: Q,
-    cursor_param: &'static str,
-    first_cursor: Option<String>,
-    opts: CallOptions,
-) -> PageStream<T>
-where
-    T: Send + 'static,
-    E: CursorEnvelope<T>,
-    Q: Serialize + Send + Sync + 'static,
-{
-    let query = Arc::new(query);
-    let fetch: FetchPage<T> = Arc::new(move |token| {
-        let t = transport.clone();
-        let query = query.clone();
-        let segments = segments.clone();
-        let opts = opts.clone();
-        Box::pin(async move {
-            let mut req = Request::new(Method::GET, segments).query(&*query)?;
-            if let Some(PageToken::Cursor(c)) = token {
-                req = req.append_query(cursor_param, &c);
-            }
-            let (env, meta) = t.send_json::<E>(opts.apply(req)).await?;
-            let (items, next) = env.into_page();
-            Ok(Page::new(items, next.map(PageToken::Cursor), None, meta))
-        })
-    });
-    PageStream::new(fetch, first_cursor.map(PageToken::Cursor))
-}
 
 /// Aborts a spawned prefetch when dropped.
 struct Prefetch<T>(tokio::task::JoinHandle<Result<Page<T>>>);
@@ -324,7 +279,7 @@ impl<T: Send + 'static> PageStream<T> {
             )),
             Some(token) => {
                 // Only server-issued cursors can loop; offsets are computed by the SDK, which
-                // may step back on purpose (see siliconwit::OffsetList).
+                // may step back on purpose (see the offset reader in `list.rs`).
                 let server_token = matches!(token, PageToken::Cursor(_));
                 if server_token && !self.seen.insert(token.clone()) {
                     return State::Failed(protocol(

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AssetId, Client, DeviceId, List, stamp};
+use super::{AssetId, Client, DeviceId};
+use crate::List;
 use crate::call::Call;
 
 /// An asset (`PublicApiAssetDto`). Fields the spec does not show are kept in `extra`.
@@ -39,32 +40,40 @@ open_enum!(
     }
 );
 
-/// Marker for `GET /api/v1/assets`.
-#[derive(Debug)]
-pub enum AssetsList {}
-/// Marker for `GET /api/v1/assets/{id}/children`.
-#[derive(Debug)]
-pub enum ChildrenList {}
+/// The filters of [`Assets::list`] (`GET /api/v1/assets`); set them with the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AssetFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_since: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<AssetStatusFilter>,
+}
 
-impl List<Asset, AssetsList> {
+impl List<Asset, AssetFilter> {
     /// Only assets updated after this instant (incremental sync).
     pub fn updated_since(self, since: DateTime<Utc>) -> Self {
-        self.param("updatedSince", stamp(since))
+        self.filter(|q| q.updated_since = Some(since))
     }
 
     /// Only assets of this group.
     pub fn group_id(self, group_id: i64) -> Self {
-        self.param("groupId", group_id)
+        self.filter(|q| q.group_id = Some(group_id))
     }
 
     /// Only assets of this external customer id.
     pub fn customer_id(self, customer_id: impl Into<String>) -> Self {
-        self.param("customerId", customer_id.into())
+        self.filter(|q| q.customer_id = Some(customer_id.into()))
     }
 
     /// Active, inactive or all.
     pub fn status(self, status: AssetStatusFilter) -> Self {
-        self.param("status", status)
+        self.filter(|q| q.status = Some(status))
     }
 }
 
@@ -88,8 +97,8 @@ impl Assets {
     /// let active: Vec<_> = sepolo.assets().list().status(AssetStatusFilter::Active).items().try_collect().await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> List<Asset, AssetsList> {
-        List::new(&self.client, &["assets"])
+    pub fn list(&self) -> List<Asset, AssetFilter> {
+        self.client.list(&["assets"], AssetFilter::default())
     }
 
     /// `GET /api/v1/assets/{assetId}`.
@@ -112,8 +121,8 @@ impl Assets {
     /// let kids: Vec<_> = sepolo.assets().children("a33b5a5d-e55a-423d-9bdf-0bc2c61f7e63").items().try_collect().await?;
     /// # Ok(()) }
     /// ```
-    pub fn children(&self, asset_id: impl Into<AssetId>) -> List<Asset, ChildrenList> {
+    pub fn children(&self, asset_id: impl Into<AssetId>) -> List<Asset, ()> {
         let id = asset_id.into();
-        List::new(&self.client, &["assets", id.as_str(), "children"])
+        self.client.list(&["assets", id.as_str(), "children"], ())
     }
 }

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{AssetStatusFilter, List, VendorId};
+use super::{AssetStatusFilter, VendorId};
+use crate::List;
 
 /// A customer directory record (`PublicApiCustomerDto`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,31 +54,43 @@ pub struct InventoryPart {
     pub extra: Map<String, Value>,
 }
 
-/// Marker for `GET /api/v1/customers`.
-#[derive(Debug)]
-pub enum CustomersList {}
-/// Marker for `GET /api/v1/vendors`.
-#[derive(Debug)]
-pub enum VendorsList {}
-/// Marker for `GET /api/v1/inventory/parts`.
-#[derive(Debug)]
-pub enum PartsList {}
+/// The filters of [`Client::customers`](super::Client::customers); set them with the list's
+/// methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CustomerFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_system: Option<String>,
+}
 
-impl List<Customer, CustomersList> {
+impl List<Customer, CustomerFilter> {
     /// Only customers from this ERP or source system.
     pub fn external_system(self, system: impl Into<String>) -> Self {
-        self.param("externalSystem", system.into())
+        self.filter(|q| q.external_system = Some(system.into()))
     }
 }
 
-impl List<InventoryPart, PartsList> {
+/// The filters of [`Client::inventory_parts`](super::Client::inventory_parts); set them with
+/// the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PartFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor_id: Option<VendorId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<AssetStatusFilter>,
+}
+
+impl List<InventoryPart, PartFilter> {
     /// Only parts of this vendor.
     pub fn vendor_id(self, vendor_id: impl Into<VendorId>) -> Self {
-        self.param("vendorId", vendor_id.into())
+        self.filter(|q| q.vendor_id = Some(vendor_id.into()))
     }
 
     /// Active, inactive or all.
     pub fn status(self, status: AssetStatusFilter) -> Self {
-        self.param("status", status)
+        self.filter(|q| q.status = Some(status))
     }
 }

@@ -17,7 +17,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Client, CycleId, DeviceId, List, MovementId, stamp};
+use super::{Client, CycleId, DeviceId, MovementId};
+use crate::List;
 use crate::call::Call;
 
 /// The longest window one telemetry or cycles request accepts.
@@ -255,61 +256,80 @@ impl MovementSignature {
     }
 }
 
-/// Marker for `GET /api/v1/devices`.
-#[derive(Debug)]
-pub enum DevicesList {}
-/// Marker for `GET …/telemetry`.
-#[derive(Debug)]
-pub enum TelemetryList {}
-/// Marker for `GET …/pointguard/cycles`.
-#[derive(Debug)]
-pub enum CyclesList {}
-/// Marker for `GET …/cycles/{cycleId}/samples`.
-#[derive(Debug)]
-pub enum SamplesList {}
-/// Marker for `GET …/movements`.
-#[derive(Debug)]
-pub enum MovementsList {}
+/// The filters of [`Devices::list`] (`GET /api/v1/devices`); set them with the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DeviceFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_since: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<i64>,
+}
 
-impl List<Device, DevicesList> {
+impl List<Device, DeviceFilter> {
     /// Only devices updated after this instant.
     pub fn updated_since(self, since: DateTime<Utc>) -> Self {
-        self.param("updatedSince", stamp(since))
+        self.filter(|q| q.updated_since = Some(since))
     }
 
     /// Only devices of this group.
     pub fn group_id(self, group_id: i64) -> Self {
-        self.param("groupId", group_id)
+        self.filter(|q| q.group_id = Some(group_id))
     }
 
     /// Only devices with this numeric status.
     pub fn status(self, status: i64) -> Self {
-        self.param("status", status)
+        self.filter(|q| q.status = Some(status))
     }
 }
 
-impl List<TelemetrySample, TelemetryList> {
+/// The filters of [`Devices::telemetry`]; set them with the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TelemetryFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    telemetry_type: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cycle_id: Option<CycleId>,
+}
+
+impl List<TelemetrySample, TelemetryFilter> {
     /// A comma-separated metric hint (`current,temperature`).
     pub fn metrics<I: IntoIterator<Item = S>, S: AsRef<str>>(self, metrics: I) -> Self {
         let joined: Vec<String> = metrics.into_iter().map(|m| m.as_ref().to_owned()).collect();
-        self.param("metrics", joined.join(","))
+        self.filter(|q| q.metrics = Some(joined.join(",")))
     }
 
     /// Only this telemetry type (1: PointGuard movement/current samples).
     pub fn telemetry_type(self, telemetry_type: i64) -> Self {
-        self.param("telemetryType", telemetry_type)
+        self.filter(|q| q.telemetry_type = Some(telemetry_type))
     }
 
     /// Only the samples of this PointGuard cycle.
     pub fn cycle_id(self, cycle_id: impl Into<CycleId>) -> Self {
-        self.param("cycleId", cycle_id.into())
+        self.filter(|q| q.cycle_id = Some(cycle_id.into()))
     }
 }
 
-impl List<Movement, MovementsList> {
+/// The filters of [`Devices::movements`]; set them with the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct MovementFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_duration_seconds: Option<u32>,
+}
+
+impl List<Movement, MovementFilter> {
     /// Only movements lasting at least this many seconds.
     pub fn min_duration_seconds(self, seconds: u32) -> Self {
-        self.param("minDurationSeconds", seconds)
+        self.filter(|q| q.min_duration_seconds = Some(seconds))
     }
 }
 
@@ -331,8 +351,8 @@ impl Devices {
     /// let page = sepolo.devices().list().group_id(12).page_size(100).send().await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> List<Device, DevicesList> {
-        List::new(&self.client, &["devices"])
+    pub fn list(&self) -> List<Device, DeviceFilter> {
+        self.client.list(&["devices"], DeviceFilter::default())
     }
 
     /// `GET /api/v1/devices/{deviceId}`.
@@ -362,10 +382,12 @@ impl Devices {
         device_id: impl Into<DeviceId>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> List<TelemetrySample, TelemetryList> {
+    ) -> List<TelemetrySample, TelemetryFilter> {
         let id = device_id.into();
-        List::new(&self.client, &["devices", id.as_str(), "telemetry"])
-            .time_filter("from", "to", Some(MAX_TELEMETRY_WINDOW))
+        let path = ["devices", id.as_str(), "telemetry"];
+        self.client
+            .list(&path, TelemetryFilter::default())
+            .windowed("from", "to", Some(MAX_TELEMETRY_WINDOW))
             .range(from, to)
     }
 
@@ -383,14 +405,13 @@ impl Devices {
         device_id: impl Into<DeviceId>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> List<Cycle, CyclesList> {
+    ) -> List<Cycle, ()> {
         let id = device_id.into();
-        List::new(
-            &self.client,
-            &["devices", id.as_str(), "pointguard", "cycles"],
-        )
-        .time_filter("from", "to", Some(MAX_TELEMETRY_WINDOW))
-        .range(from, to)
+        let path = ["devices", id.as_str(), "pointguard", "cycles"];
+        self.client
+            .list(&path, ())
+            .windowed("from", "to", Some(MAX_TELEMETRY_WINDOW))
+            .range(from, to)
     }
 
     /// Every raw sample of one PointGuard cycle, ordered by sample index.
@@ -409,10 +430,9 @@ impl Devices {
         &self,
         device_id: impl Into<DeviceId>,
         cycle_id: impl Into<CycleId>,
-    ) -> List<TelemetrySample, SamplesList> {
+    ) -> List<TelemetrySample, ()> {
         let (d, c) = (device_id.into(), cycle_id.into());
-        List::new(
-            &self.client,
+        self.client.list(
             &[
                 "devices",
                 d.as_str(),
@@ -421,6 +441,7 @@ impl Devices {
                 c.as_str(),
                 "samples",
             ],
+            (),
         )
     }
 
@@ -441,10 +462,12 @@ impl Devices {
         device_id: impl Into<DeviceId>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> List<Movement, MovementsList> {
+    ) -> List<Movement, MovementFilter> {
         let id = device_id.into();
-        List::new(&self.client, &["devices", id.as_str(), "movements"])
-            .time_filter("from", "to", None)
+        let path = ["devices", id.as_str(), "movements"];
+        self.client
+            .list(&path, MovementFilter::default())
+            .windowed("from", "to", None)
             .range(from, to)
     }
 

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{DeviceId, List};
+use super::DeviceId;
+use crate::List;
 
 /// An incident (`PublicApiIncidentDto`). The spec documents no fields of this DTO: the ones its
 /// filters imply are typed, everything else is kept in `extra`.
@@ -26,11 +27,19 @@ pub struct Incident {
     pub extra: Map<String, Value>,
 }
 
-/// Marker for `GET /api/v1/incidents`.
-#[derive(Debug)]
-pub enum IncidentsList {}
+/// The filters of [`Client::incidents`](super::Client::incidents); set them with the list's
+/// methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct IncidentFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<DeviceId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<i64>,
+}
 
-impl List<Incident, IncidentsList> {
+impl List<Incident, IncidentFilter> {
     /// Only incidents in `[from, to)` (`fromUtc`, `toUtc`).
     pub fn between(self, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         self.range(from, to)
@@ -38,11 +47,11 @@ impl List<Incident, IncidentsList> {
 
     /// Only incidents of this device.
     pub fn device_id(self, device_id: impl Into<DeviceId>) -> Self {
-        self.param("deviceId", device_id.into())
+        self.filter(|q| q.device_id = Some(device_id.into()))
     }
 
     /// Only incidents in this numeric state.
     pub fn state(self, state: i64) -> Self {
-        self.param("state", state)
+        self.filter(|q| q.state = Some(state))
     }
 }

@@ -20,22 +20,21 @@
 //! reports); longer ranges are split and streamed as one ordered sequence.
 
 use std::fmt;
-use std::marker::PhantomData;
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use futures::future::BoxFuture;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
+use crate::List;
 use crate::auth::{ApiKey, Auth};
-use crate::call::{Call, CallOptions};
+use crate::call::Call;
 use crate::env::{env_required, env_value};
+use crate::envelope::{Envelope, RawPage};
 use crate::error::{Error, Result};
-use crate::paging::{CursorEnvelope, ItemStream, Page, PageStream, cursor_pages};
+pub(crate) use crate::list::stamp;
+use crate::list::{Paging, TokenParam};
 use crate::rate_limit::{AllCalls, Bucket, RateLimit};
-use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder};
+use crate::transport::{Request, Transport, TransportBuilder};
 use crate::vendor::ErrorBody;
-use crate::window::{check_range, windows};
 
 pub mod assets;
 pub mod commercial;
@@ -45,14 +44,18 @@ pub mod me;
 pub mod reporting;
 pub mod service;
 
-pub use assets::{Asset, AssetStatusFilter, Assets};
-pub use commercial::{Customer, InventoryPart, Vendor};
-pub use devices::{Cycle, Device, Devices, Movement, MovementSignature, TelemetrySample};
-pub use incidents::Incident;
+pub use assets::{Asset, AssetFilter, AssetStatusFilter, Assets};
+pub use commercial::{Customer, CustomerFilter, InventoryPart, PartFilter, Vendor};
+pub use devices::{
+    Cycle, Device, DeviceFilter, Devices, Movement, MovementFilter, MovementSignature,
+    TelemetryFilter, TelemetrySample,
+};
+pub use incidents::{Incident, IncidentFilter};
 pub use me::{Me, MissingScope, Scope};
 pub use reporting::{AssetsSummary, Combine, ServicePerformance, TelemetryDaily, WindowedReport};
 pub use service::{
-    Appointment, CreatedServiceReport, NewServiceReport, ServiceReport, ServiceVisit,
+    Appointment, AppointmentFilter, CreatedServiceReport, NewServiceReport, ServiceReport,
+    ServiceReportFilter, ServiceVisit,
 };
 
 /// The production base URL.
@@ -122,37 +125,47 @@ id_type!(
     ""
 );
 
-/// Sepolo's list envelope: `{data, nextCursor, hasMore}`. `data` and `hasMore` are in every
-/// list response of the spec and are required: a `200` of `{}` or `{"message": "maintenance"}` is
-/// a decode error naming the missing field, never a silently empty last page. `nextCursor` is
-/// `null` on the last page.
+/// The Sepolo wire format: a single object comes bare; a page is `{data, nextCursor, hasMore}`.
+pub(crate) struct Wire;
+
+impl Envelope for Wire {
+    type One<T: DeserializeOwned + Send + 'static> = T;
+    type Page<T: DeserializeOwned + Send + 'static> = ListEnvelope<T>;
+
+    fn open<T: DeserializeOwned + Send + 'static>(wire: T) -> T {
+        wire
+    }
+
+    fn open_page<T: DeserializeOwned + Send + 'static>(wire: ListEnvelope<T>) -> RawPage<T> {
+        // `hasMore` without a cursor becomes an empty cursor: a protocol error, not a silent end.
+        RawPage {
+            items: wire.data,
+            next_cursor: wire.has_more.then(|| wire.next_cursor.unwrap_or_default()),
+            total: None,
+            echoed_offset: None,
+        }
+    }
+}
+
+/// How Sepolo pages: `pageSize` (at most [`MAX_PAGE_SIZE`]) and an opaque `cursor`; a time
+/// window comes after `pageSize` in the query string.
+pub(crate) const PAGING: Paging = Paging {
+    page_size_param: "pageSize",
+    max_page_size: MAX_PAGE_SIZE,
+    token: TokenParam::Cursor("cursor"),
+    window_first: false,
+};
+
+/// Sepolo's list envelope. `data` and `hasMore` are in every list response of the spec and are
+/// required: a `200` of `{}` or `{"message": "maintenance"}` is a decode error naming the missing
+/// field, never a silently empty last page. `nextCursor` is `null` on the last page.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<T> {
+pub(crate) struct ListEnvelope<T> {
     data: Vec<T>,
     #[serde(default)]
     next_cursor: Option<String>,
     has_more: bool,
-}
-
-impl<T: DeserializeOwned + Send + 'static> CursorEnvelope<T> for Envelope<T> {
-    fn into_page(self) -> (Vec<T>, Option<String>) {
-        // `hasMore` without a cursor becomes an empty cursor: a protocol error, not a silent end.
-        let next = self.has_more.then(|| self.next_cursor.unwrap_or_default());
-        (self.data, next)
-    }
-}
-
-/// Sends `req` and decodes the bare body.
-pub(crate) fn bare<T: DeserializeOwned + Send + 'static>(
-    t: Transport,
-    req: Request,
-) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
-    Box::pin(async move { t.send_json::<T>(req).await })
-}
-
-pub(crate) fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// A Sepolo client. Cheap to clone.
@@ -199,7 +212,7 @@ impl Client {
     /// ```
     pub fn me(&self) -> Call<Me> {
         let req = Ok(Request::new(Method::GET, ["api", "v1", "me"]));
-        Call::new(self.transport.clone(), req, bare)
+        Call::new(self.transport.clone(), req, Wire::call)
     }
 
     /// Reads `me()` and fails with [`Error::Config`] naming every scope in `needed` that the key
@@ -236,8 +249,9 @@ impl Client {
     }
 
     /// `GET /api/v1/incidents`.
-    pub fn incidents(&self) -> List<Incident, incidents::IncidentsList> {
-        List::new(self, &["incidents"]).time_filter("fromUtc", "toUtc", None)
+    pub fn incidents(&self) -> List<Incident, IncidentFilter> {
+        self.list(&["incidents"], IncidentFilter::default())
+            .windowed("fromUtc", "toUtc", None)
     }
 
     /// Service reports, visits and appointments.
@@ -246,18 +260,18 @@ impl Client {
     }
 
     /// `GET /api/v1/customers`.
-    pub fn customers(&self) -> List<Customer, commercial::CustomersList> {
-        List::new(self, &["customers"])
+    pub fn customers(&self) -> List<Customer, CustomerFilter> {
+        self.list(&["customers"], CustomerFilter::default())
     }
 
     /// `GET /api/v1/vendors`.
-    pub fn vendors(&self) -> List<Vendor, commercial::VendorsList> {
-        List::new(self, &["vendors"])
+    pub fn vendors(&self) -> List<Vendor, ()> {
+        self.list(&["vendors"], ())
     }
 
     /// `GET /api/v1/inventory/parts`.
-    pub fn inventory_parts(&self) -> List<InventoryPart, commercial::PartsList> {
-        List::new(self, &["inventory", "parts"])
+    pub fn inventory_parts(&self) -> List<InventoryPart, PartFilter> {
+        self.list(&["inventory", "parts"], PartFilter::default())
     }
 
     /// Ready-made aggregates: assets summary, service performance, daily telemetry.
@@ -277,7 +291,17 @@ impl Client {
 
     pub(crate) fn get<T: DeserializeOwned + Send + 'static>(&self, segments: &[&str]) -> Call<T> {
         let req = Ok(Request::new(Method::GET, api_path(segments)));
-        Call::new(self.transport.clone(), req, bare)
+        Call::new(self.transport.clone(), req, Wire::call)
+    }
+
+    /// A list of `GET /api/v1/segments?query`, paged the Sepolo way.
+    pub(crate) fn list<T, Q>(&self, segments: &[&str], query: Q) -> List<T, Q>
+    where
+        T: DeserializeOwned + Send + 'static,
+        Q: serde::Serialize + Send + Sync + 'static,
+    {
+        let path = api_path(segments);
+        List::new(self.transport.clone(), path, query, &PAGING, Wire::list)
     }
 }
 
@@ -343,175 +367,6 @@ impl ClientBuilder {
     }
 }
 
-/// The time filter of a list: parameter names, the range, and the longest window per request.
-#[derive(Debug, Clone)]
-struct WindowSpec {
-    from_name: &'static str,
-    to_name: &'static str,
-    max: Option<TimeDelta>,
-    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
-}
-
-/// A Sepolo list: `.send()` for one page, `.pages()` or `.items()` to stream every page. The
-/// marker `K` says which list it is, and so which filters it offers.
-#[must_use = "a list does nothing until sent or streamed"]
-pub struct List<T, K> {
-    client: Client,
-    segments: Vec<String>,
-    params: Vec<(&'static str, String)>,
-    window: Option<WindowSpec>,
-    page_size: Option<u32>,
-    cursor: Option<String>,
-    opts: CallOptions,
-    _marker: PhantomData<fn() -> (T, K)>,
-}
-
-impl<T, K> fmt::Debug for List<T, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("List")
-            .field("path", &self.segments.join("/"))
-            .field("params", &self.params)
-            .field("window", &self.window)
-            .field("page_size", &self.page_size)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T, K> Clone for List<T, K> {
-    fn clone(&self) -> Self {
-        List {
-            client: self.client.clone(),
-            segments: self.segments.clone(),
-            params: self.params.clone(),
-            window: self.window.clone(),
-            page_size: self.page_size,
-            cursor: self.cursor.clone(),
-            opts: self.opts.clone(),
-            _marker: PhantomData,
-        }
-    }
-}
-
-impl<T: DeserializeOwned + Send + 'static, K> List<T, K> {
-    pub(crate) fn new(client: &Client, segments: &[&str]) -> Self {
-        List {
-            client: client.clone(),
-            segments: api_path(segments),
-            params: Vec::new(),
-            window: None,
-            page_size: None,
-            cursor: None,
-            opts: CallOptions::default(),
-            _marker: PhantomData,
-        }
-    }
-
-    /// Declares the list's time filter: its parameter names and window cap.
-    pub(crate) fn time_filter(
-        mut self,
-        from: &'static str,
-        to: &'static str,
-        max: Option<TimeDelta>,
-    ) -> Self {
-        self.window = Some(WindowSpec {
-            from_name: from,
-            to_name: to,
-            max,
-            range: None,
-        });
-        self
-    }
-
-    /// Sets the time range (for lists whose range is optional, or required and given up front).
-    pub(crate) fn range(mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
-        if let Some(w) = &mut self.window {
-            w.range = Some((from, to));
-        }
-        self
-    }
-
-    pub(crate) fn param(mut self, name: &'static str, value: impl fmt::Display) -> Self {
-        self.params.retain(|(n, _)| *n != name);
-        self.params.push((name, value.to_string()));
-        self
-    }
-
-    /// Items per page, 1 to 500 (over is an `InvalidInput` error, never a silent clamp).
-    pub fn page_size(mut self, size: u32) -> Self {
-        self.page_size = Some(size);
-        self
-    }
-
-    /// Starts at a cursor from an earlier page (with a split range: the first window's).
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
-    }
-
-    call_options!();
-
-    /// The first page.
-    pub async fn send(self) -> Result<Page<T>> {
-        self.pages().first().await
-    }
-
-    /// Every page, in order; a range longer than the endpoint allows is fetched window by window.
-    pub fn pages(self) -> PageStream<T> {
-        match self.page_size {
-            Some(0) => {
-                return PageStream::failed(Error::invalid_input("pageSize must be at least 1"));
-            }
-            Some(n) if n > MAX_PAGE_SIZE => {
-                return PageStream::failed(Error::invalid_input(format!(
-                    "pageSize {n} is over the maximum of {MAX_PAGE_SIZE}"
-                )));
-            }
-            _ => {}
-        }
-        let mut base = self.params;
-        if let Some(n) = self.page_size {
-            base.push(("pageSize", n.to_string()));
-        }
-        let (client, segments, opts) = (self.client, self.segments, self.opts);
-        let stream = move |params: Vec<(&'static str, String)>, cursor: Option<String>| {
-            cursor_pages::<T, Envelope<T>, _>(
-                client.transport.clone(),
-                segments.clone(),
-                params,
-                "cursor",
-                cursor,
-                opts.clone(),
-            )
-        };
-        match self.window {
-            Some(WindowSpec {
-                from_name,
-                to_name,
-                max,
-                range: Some((from, to)),
-            }) => {
-                if let Err(e) = check_range(from, to) {
-                    return PageStream::failed(e);
-                }
-                let max = max.unwrap_or(TimeDelta::MAX);
-                let mut first_cursor = self.cursor;
-                PageStream::chain(windows(from, to, max).map(move |(from, to)| {
-                    let mut params = base.clone();
-                    params.push((from_name, stamp(from)));
-                    params.push((to_name, stamp(to)));
-                    stream(params, first_cursor.take())
-                }))
-            }
-            _ => stream(base, self.cursor),
-        }
-    }
-
-    /// Every item, in order.
-    pub fn items(self) -> ItemStream<T> {
-        self.pages().items()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,10 +396,15 @@ mod tests {
 
     #[test]
     fn envelope_has_more_without_cursor_is_an_empty_cursor() {
-        let e: Envelope<u32> = serde_json::from_str(r#"{"data":[1],"hasMore":true}"#).unwrap();
-        assert_eq!(e.into_page(), (vec![1], Some(String::new())));
-        let e: Envelope<u32> =
+        let e: ListEnvelope<u32> = serde_json::from_str(r#"{"data":[1],"hasMore":true}"#).unwrap();
+        let page = Wire::open_page(e);
+        assert_eq!(
+            (page.items, page.next_cursor),
+            (vec![1], Some(String::new()))
+        );
+        let e: ListEnvelope<u32> =
             serde_json::from_str(r#"{"data":[],"nextCursor":"x","hasMore":false}"#).unwrap();
-        assert_eq!(e.into_page(), (vec![], None));
+        let page = Wire::open_page(e);
+        assert_eq!((page.items, page.next_cursor), (vec![], None));
     }
 }

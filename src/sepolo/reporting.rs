@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Client, DeviceId, api_path, stamp};
+use super::{Client, DeviceId, Wire, api_path, stamp};
 use crate::call::{Call, CallOptions};
+use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::transport::Request;
 use crate::window::{check_range, windows};
@@ -223,11 +224,8 @@ impl<T: DeserializeOwned + Combine + Send + 'static> WindowedReport<T> {
                 params.push(("toUtc", stamp(to)));
             }
             let req = Request::new(Method::GET, self.segments.clone()).query(&params)?;
-            let (value, _) = self
-                .client
-                .transport
-                .send_json::<T>(self.opts.apply(req))
-                .await?;
+            let (value, _) =
+                Wire::call::<T>(self.client.transport.clone(), self.opts.apply(req)).await?;
             out.push((range, value));
         }
         Ok(out)

@@ -5,8 +5,10 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{AssetId, Client, DeviceId, List, ServiceReportId, UserId, api_path, bare};
+use super::{AssetId, Client, DeviceId, ServiceReportId, UserId, Wire, api_path};
+use crate::List;
 use crate::call::Call;
+use crate::envelope::Envelope;
 use crate::transport::Request;
 
 /// The longest window one visits or appointments request accepts.
@@ -125,17 +127,29 @@ pub struct Appointment {
     pub extra: Map<String, Value>,
 }
 
-/// Marker for `GET /api/v1/service-reports`.
-#[derive(Debug)]
-pub enum ServiceReportsList {}
-/// Marker for `GET /api/v1/service-visits`.
-#[derive(Debug)]
-pub enum VisitsList {}
-/// Marker for `GET /api/v1/appointments`.
-#[derive(Debug)]
-pub enum AppointmentsList {}
+/// The filters of [`Service::reports`]; set them with the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ServiceReportFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asset_id: Option<AssetId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<DeviceId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<i64>,
+}
 
-impl List<ServiceReport, ServiceReportsList> {
+/// The filters of [`Service::appointments`]; set them with the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AppointmentFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<UserId>,
+}
+
+impl List<ServiceReport, ServiceReportFilter> {
     /// Only reports created in `[from, to)` (`fromUtc`, `toUtc`).
     pub fn between(self, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         self.range(from, to)
@@ -143,28 +157,28 @@ impl List<ServiceReport, ServiceReportsList> {
 
     /// Only reports of this asset.
     pub fn asset_id(self, asset_id: impl Into<AssetId>) -> Self {
-        self.param("assetId", asset_id.into())
+        self.filter(|q| q.asset_id = Some(asset_id.into()))
     }
 
     /// Only reports of this device.
     pub fn device_id(self, device_id: impl Into<DeviceId>) -> Self {
-        self.param("deviceId", device_id.into())
+        self.filter(|q| q.device_id = Some(device_id.into()))
     }
 
     /// Only reports in this numeric state.
     pub fn state(self, state: i64) -> Self {
-        self.param("state", state)
+        self.filter(|q| q.state = Some(state))
     }
 }
 
-impl List<ServiceVisit, VisitsList> {
+impl List<ServiceVisit, ()> {
     /// Only visits in `[from, to)`; ranges over 366 days are split and streamed in order.
     pub fn between(self, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         self.range(from, to)
     }
 }
 
-impl List<Appointment, AppointmentsList> {
+impl List<Appointment, AppointmentFilter> {
     /// Only appointments in `[from, to)`; ranges over 366 days are split and streamed in order.
     pub fn between(self, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         self.range(from, to)
@@ -172,7 +186,7 @@ impl List<Appointment, AppointmentsList> {
 
     /// Only this user's appointments.
     pub fn user_id(self, user_id: impl Into<UserId>) -> Self {
-        self.param("userId", user_id.into())
+        self.filter(|q| q.user_id = Some(user_id.into()))
     }
 }
 
@@ -194,8 +208,10 @@ impl Service {
     /// let page = sepolo.service().reports().asset_id("a33b5a5d-e55a-423d-9bdf-0bc2c61f7e63").send().await?;
     /// # Ok(()) }
     /// ```
-    pub fn reports(&self) -> List<ServiceReport, ServiceReportsList> {
-        List::new(&self.client, &["service-reports"]).time_filter("fromUtc", "toUtc", None)
+    pub fn reports(&self) -> List<ServiceReport, ServiceReportFilter> {
+        self.client
+            .list(&["service-reports"], ServiceReportFilter::default())
+            .windowed("fromUtc", "toUtc", None)
     }
 
     /// `GET /api/v1/service-reports/{serviceReportId}`.
@@ -217,7 +233,7 @@ impl Service {
     /// ```
     pub fn create_report(&self, report: NewServiceReport) -> Call<CreatedServiceReport> {
         let req = Request::new(Method::POST, api_path(&["service-reports"])).json(&report);
-        Call::new(self.client.transport.clone(), req, bare)
+        Call::new(self.client.transport.clone(), req, Wire::call)
     }
 
     /// `GET /api/v1/service-visits` (paged like every list, though the spec lists no cursor).
@@ -230,8 +246,8 @@ impl Service {
     /// let year: Vec<_> = sepolo.service().visits().between(to - Duration::days(365), to).items().try_collect().await?;
     /// # Ok(()) }
     /// ```
-    pub fn visits(&self) -> List<ServiceVisit, VisitsList> {
-        List::new(&self.client, &["service-visits"]).time_filter(
+    pub fn visits(&self) -> List<ServiceVisit, ()> {
+        self.client.list(&["service-visits"], ()).windowed(
             "fromUtc",
             "toUtc",
             Some(MAX_SERVICE_WINDOW),
@@ -239,11 +255,9 @@ impl Service {
     }
 
     /// `GET /api/v1/appointments` (paged like every list, though the spec lists no cursor).
-    pub fn appointments(&self) -> List<Appointment, AppointmentsList> {
-        List::new(&self.client, &["appointments"]).time_filter(
-            "fromUtc",
-            "toUtc",
-            Some(MAX_SERVICE_WINDOW),
-        )
+    pub fn appointments(&self) -> List<Appointment, AppointmentFilter> {
+        self.client
+            .list(&["appointments"], AppointmentFilter::default())
+            .windowed("fromUtc", "toUtc", Some(MAX_SERVICE_WINDOW))
     }
 }

@@ -16,11 +16,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use reqwest::Method;
-use reqwest::header::IF_MATCH;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, DeviceId, SiteId, enveloped, no_content};
-use crate::call::{Call, CallOptions};
+use super::{Client, DeviceId, SiteId, Wire};
+use crate::List;
+use crate::call::Call;
+use crate::envelope::{Envelope, no_content};
 use crate::error::{ProtocolError, Result};
 use crate::transport::{Request, ResponseMeta, Transport};
 
@@ -223,13 +224,8 @@ impl Devices {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> ListDevices {
-        ListDevices {
-            client: self.client.clone(),
-            query: ListDevicesQuery::default(),
-            cursor: None,
-            opts: CallOptions::default(),
-        }
+    pub fn list(&self) -> List<Device, DeviceFilter> {
+        self.client.list(&["devices"], DeviceFilter::default())
     }
 
     /// Registers a device.
@@ -275,14 +271,10 @@ impl Devices {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn update(&self, id: impl Into<DeviceId>, update: DeviceUpdate) -> UpdateDevice {
-        UpdateDevice {
-            transport: self.t(),
-            id: id.into(),
-            update,
-            if_match: None,
-            opts: CallOptions::default(),
-        }
+    pub fn update(&self, id: impl Into<DeviceId>, update: DeviceUpdate) -> Call<Device> {
+        let id = id.into();
+        let req = Request::new(Method::PATCH, ["devices", id.as_str()]).json(&update);
+        Call::new(self.t(), req, device_with_etag)
     }
 
     /// Read-modify-write: reads the device, asks `change` for an update (`None`: nothing to do),
@@ -369,13 +361,13 @@ impl Devices {
         }
         let req = Request::new(Method::POST, ["devices", id.as_str(), "commands"])
             .json(&Body { command });
-        Call::new(self.t(), req, enveloped)
+        Call::new(self.t(), req, Wire::call)
     }
 
     /// The approximate number of devices.
     pub fn count(&self) -> Call<DeviceCount> {
         let req = Ok(Request::new(Method::GET, ["devices", "count"]));
-        Call::new(self.t(), req, enveloped)
+        Call::new(self.t(), req, Wire::call)
     }
 }
 
@@ -385,7 +377,7 @@ fn device_with_etag(
     req: Request,
 ) -> BoxFuture<'static, Result<(Device, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut device, meta) = enveloped::<Device>(t, req).await?;
+        let (mut device, meta) = Wire::call::<Device>(t, req).await?;
         if device.etag.is_none() {
             device.etag = meta.etag.clone();
         }
@@ -393,8 +385,11 @@ fn device_with_etag(
     })
 }
 
+/// The filters of [`Devices::list`] (`GET /devices`), AND-combined; set them with the list's
+/// methods.
 #[derive(Debug, Clone, Default, Serialize)]
-struct ListDevicesQuery {
+#[non_exhaustive]
+pub struct DeviceFilter {
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<SiteId>,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
@@ -405,108 +400,31 @@ struct ListDevicesQuery {
     tag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     updated_since: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    limit: Option<u32>,
 }
 
-/// `GET /devices`. Filters are AND-combined.
-#[derive(Debug, Clone)]
-#[must_use = "a list does nothing until sent or streamed"]
-pub struct ListDevices {
-    client: Client,
-    query: ListDevicesQuery,
-    cursor: Option<String>,
-    opts: CallOptions,
-}
-
-impl ListDevices {
+impl List<Device, DeviceFilter> {
     /// Only devices at this site.
-    pub fn site(mut self, site: impl Into<SiteId>) -> Self {
-        self.query.site = Some(site.into());
-        self
+    pub fn site(self, site: impl Into<SiteId>) -> Self {
+        self.filter(|q| q.site = Some(site.into()))
     }
 
     /// Only devices of this type.
-    pub fn device_type(mut self, device_type: impl Into<String>) -> Self {
-        self.query.device_type = Some(device_type.into());
-        self
+    pub fn device_type(self, device_type: impl Into<String>) -> Self {
+        self.filter(|q| q.device_type = Some(device_type.into()))
     }
 
     /// Only devices in this state.
-    pub fn status(mut self, status: DeviceStatus) -> Self {
-        self.query.status = Some(status);
-        self
+    pub fn status(self, status: DeviceStatus) -> Self {
+        self.filter(|q| q.status = Some(status))
     }
 
     /// Only devices with this tag.
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.query.tag = Some(tag.into());
-        self
+    pub fn tag(self, tag: impl Into<String>) -> Self {
+        self.filter(|q| q.tag = Some(tag.into()))
     }
 
     /// Only devices changed after this instant: the canonical incremental sync.
-    pub fn updated_since(mut self, since: DateTime<Utc>) -> Self {
-        self.query.updated_since = Some(since);
-        self
-    }
-
-    cursor_list_methods!(Device, "devices", "devices");
-}
-
-/// `PATCH /devices/{id}`.
-#[derive(Debug)]
-#[must_use = "an update does nothing until sent or awaited"]
-pub struct UpdateDevice {
-    transport: Transport,
-    id: DeviceId,
-    update: DeviceUpdate,
-    if_match: Option<String>,
-    opts: CallOptions,
-}
-
-impl UpdateDevice {
-    /// Only update if the device's ETag is still `etag`; otherwise the call fails with a
-    /// conflict ([`crate::Error::is_conflict`]). With it, the call is safe to retry.
-    pub fn if_match(mut self, etag: impl Into<String>) -> Self {
-        self.if_match = Some(etag.into());
-        self
-    }
-
-    call_options!();
-
-    fn call(self) -> Call<Device> {
-        let mut req = Request::new(Method::PATCH, ["devices", self.id.as_str()]).json(&self.update);
-        if let Some(etag) = &self.if_match {
-            req = req
-                .and_then(|r| r.header(IF_MATCH, etag))
-                .map(|r| r.idempotent(true));
-        }
-        let mut call = Call::new(self.transport, req, device_with_etag);
-        if let Some(p) = self.opts.retry {
-            call = call.with_retry_policy(p);
-        }
-        if let Some(t) = self.opts.timeout {
-            call = call.with_timeout(t);
-        }
-        call
-    }
-
-    /// Sends the update; returns the updated device with its new ETag.
-    pub async fn send(self) -> Result<Device> {
-        self.call().send().await
-    }
-
-    /// Sends the update and returns the response metadata too.
-    pub async fn send_with_meta(self) -> Result<(Device, ResponseMeta)> {
-        self.call().send_with_meta().await
-    }
-}
-
-impl std::future::IntoFuture for UpdateDevice {
-    type Output = Result<Device>;
-    type IntoFuture = BoxFuture<'static, Result<Device>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+    pub fn updated_since(self, since: DateTime<Utc>) -> Self {
+        self.filter(|q| q.updated_since = Some(since))
     }
 }

@@ -21,9 +21,11 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, DeviceId, EventId, enveloped};
-use crate::call::{Call, CallOptions};
-use crate::error::{Error, Result};
+use super::{Client, DeviceId, EventId, Wire};
+use crate::List;
+use crate::call::Call;
+use crate::envelope::Envelope;
+use crate::error::Error;
 use crate::transport::{Request, Transport};
 
 open_enum!(
@@ -116,13 +118,8 @@ impl Events {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> ListEvents {
-        ListEvents {
-            client: self.client.clone(),
-            query: ListEventsQuery::default(),
-            cursor: None,
-            opts: CallOptions::default(),
-        }
+    pub fn list(&self) -> List<Event, EventFilter> {
+        self.client.list(&["events"], EventFilter::default())
     }
 
     /// Acknowledges an alarm; returns the event as it now is. Safe to repeat (see the module
@@ -152,7 +149,7 @@ impl Events {
 
     fn state_change(&self, id: EventId, action: &str) -> Call<Event> {
         let req = Request::new(Method::POST, ["events", id.as_str(), action]).idempotent(true);
-        Call::new(self.t(), Ok(req), enveloped)
+        Call::new(self.t(), Ok(req), Wire::call)
     }
 
     /// Attaches an operator note for the audit trail. An empty or blank note is an
@@ -179,50 +176,36 @@ impl Events {
             Request::new(Method::POST, ["events", id.as_str(), "comment"])
                 .json(&Body { note: &note })
         };
-        Call::new(self.t(), req, enveloped)
+        Call::new(self.t(), req, Wire::call)
     }
 }
 
+/// The filters of [`Events::list`] (`GET /events`), AND-combined; set them with the list's
+/// methods.
 #[derive(Debug, Clone, Default, Serialize)]
-struct ListEventsQuery {
+#[non_exhaustive]
+pub struct EventFilter {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     event_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     severity: Option<Severity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     acknowledged: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    limit: Option<u32>,
 }
 
-/// `GET /events`. Filters are AND-combined.
-#[derive(Debug, Clone)]
-#[must_use = "a list does nothing until sent or streamed"]
-pub struct ListEvents {
-    client: Client,
-    query: ListEventsQuery,
-    cursor: Option<String>,
-    opts: CallOptions,
-}
-
-impl ListEvents {
+impl List<Event, EventFilter> {
     /// Only events of this type (`type=`).
-    pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
-        self.query.event_type = Some(event_type.into());
-        self
+    pub fn event_type(self, event_type: impl Into<String>) -> Self {
+        self.filter(|q| q.event_type = Some(event_type.into()))
     }
 
     /// Only events of this severity.
-    pub fn severity(mut self, severity: Severity) -> Self {
-        self.query.severity = Some(severity);
-        self
+    pub fn severity(self, severity: Severity) -> Self {
+        self.filter(|q| q.severity = Some(severity))
     }
 
     /// Only acknowledged (`true`) or unacknowledged (`false`) events (`acknowledged=`).
-    pub fn acknowledged(mut self, acknowledged: bool) -> Self {
-        self.query.acknowledged = Some(acknowledged);
-        self
+    pub fn acknowledged(self, acknowledged: bool) -> Self {
+        self.filter(|q| q.acknowledged = Some(acknowledged))
     }
-
-    cursor_list_methods!(Event, "events", "events");
 }

@@ -20,38 +20,36 @@
 //! ```
 //!
 //! Every response is the envelope `{data, meta}`; the SDK hands back `data` and keeps the rest in
-//! [`ResponseMeta`] (`send_with_meta()`). Lists page with an opaque cursor
+//! [`crate::ResponseMeta`] (`send_with_meta()`). Lists page with an opaque cursor
 //! (`limit` ≤ 500). Retries follow the spec's table: 500 and 502 are documented as safe to retry,
 //! so they are retried on every method; 504 and timeouts only on idempotent calls.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{ApiKey, Auth, TokenSource};
-use crate::call::CallOptions;
 use crate::env::{env_required, env_value};
-use crate::error::ErrorCode;
-use crate::error::{Error, Result};
-use crate::paging::{CursorEnvelope, PageStream, cursor_pages};
+use crate::envelope::{Envelope, RawPage};
+use crate::error::{Error, ErrorCode, Result};
+use crate::list::{List, Paging, TokenParam};
 use crate::rate_limit::{Bucket, BucketKind, RateLimit};
-use crate::transport::{Request, ResponseMeta, Transport, TransportBuilder};
+use crate::transport::{Transport, TransportBuilder};
 use crate::vendor::{ErrorBody, Vendor, text};
 
 pub mod devices;
 pub mod telemetry;
 
 pub use devices::{
-    CommandReceipt, Device, DeviceCommand, DeviceCount, DeviceStatus, DeviceUpdate, Devices,
-    ListDevices, NewDevice, UpdateDevice,
+    CommandReceipt, Device, DeviceCommand, DeviceCount, DeviceFilter, DeviceStatus, DeviceUpdate,
+    Devices, NewDevice,
 };
 pub use telemetry::{
     AggregateFn, AggregatePoint, AggregateTelemetry, Export, ExportFormat, Ingest, IngestError,
-    IngestProgress, IngestSummary, Interval, QueryTelemetry, Reading, RejectedReading, Telemetry,
+    IngestProgress, IngestSummary, Interval, Reading, RejectedReading, Telemetry, TelemetryFilter,
 };
 
 /// The production base URL.
@@ -207,14 +205,14 @@ pub mod oauth;
 pub mod reports;
 pub mod webhooks;
 
-pub use events::{Event, EventComment, Events, ListEvents, Severity};
+pub use events::{Event, EventComment, EventFilter, Events, Severity};
 pub use oauth::{OAuthClient, OAuthConfig, OAuthSession, PkcePair, TokenSet};
 pub use reports::{
-    CreateReport, ListReports, NewReport, Report, ReportRun, ReportStatus, Reports, WaitForReport,
+    CreateReport, NewReport, Report, ReportRun, ReportStatus, Reports, WaitForReport,
 };
 pub use webhooks::{
-    CreatedWebhook, ListWebhooks, NewWebhook, UpdateWebhook, UpdatedWebhook, Webhook,
-    WebhookSecret, WebhookTestResult, WebhookUpdate, Webhooks,
+    CreatedWebhook, NewWebhook, UpdatedWebhook, Webhook, WebhookSecret, WebhookTestResult,
+    WebhookUpdate, Webhooks,
 };
 
 /// A signed, short-lived download URL (exports, reports). It grants access by itself, so its
@@ -251,17 +249,50 @@ impl std::fmt::Debug for SignedUrl {
     }
 }
 
-/// The SGT success envelope of a single object: `{data, meta}` (`data` required; the metadata
-/// the SDK reads comes from the headers).
-#[derive(serde::Deserialize)]
-pub(crate) struct Envelope<T> {
-    pub(crate) data: T,
+/// The SGT wire format: one object is `{data, meta}` (`data` required; the metadata the SDK
+/// reads comes from the headers); a page is `{data: [...], meta: {pagination: {next,
+/// has_more}}}`.
+pub(crate) struct Wire;
+
+impl Envelope for Wire {
+    type One<T: DeserializeOwned + Send + 'static> = Data<T>;
+    type Page<T: DeserializeOwned + Send + 'static> = ListEnvelope<T>;
+
+    fn open<T: DeserializeOwned + Send + 'static>(wire: Data<T>) -> T {
+        wire.data
+    }
+
+    fn open_page<T: DeserializeOwned + Send + 'static>(wire: ListEnvelope<T>) -> RawPage<T> {
+        // `has_more` without `next` becomes an empty cursor, which the pager reports as a
+        // protocol error rather than silently ending the list.
+        let p = wire.meta.pagination;
+        RawPage {
+            items: wire.data,
+            next_cursor: p.has_more.then(|| p.next.unwrap_or_default()),
+            total: None,
+            echoed_offset: None,
+        }
+    }
 }
 
-/// The SGT list envelope: `{data: [...], meta: {pagination: {next, has_more}}}`. The spec says
-/// every list response carries `meta.pagination`, so `data`, `meta`, `pagination` and `has_more`
-/// are required: a `200` without them is a decode error naming the missing field, never a
-/// silently empty last page.
+/// How SGT pages: `limit` (at most [`MAX_PAGE_SIZE`]) and an opaque `cursor`; a time window
+/// comes before `limit` in the query string.
+pub(crate) const PAGING: Paging = Paging {
+    page_size_param: "limit",
+    max_page_size: MAX_PAGE_SIZE,
+    token: TokenParam::Cursor("cursor"),
+    window_first: true,
+};
+
+/// `{data}`, the envelope of a single object.
+#[derive(serde::Deserialize)]
+pub(crate) struct Data<T> {
+    data: T,
+}
+
+/// The SGT list envelope. The spec says every list response carries `meta.pagination`, so
+/// `data`, `meta`, `pagination` and `has_more` are required: a `200` without them is a decode
+/// error naming the missing field, never a silently empty last page.
 #[derive(serde::Deserialize)]
 pub(crate) struct ListEnvelope<T> {
     data: Vec<T>,
@@ -273,54 +304,11 @@ struct ListMeta {
     pagination: Pagination,
 }
 
-impl<T: DeserializeOwned + Send + 'static> CursorEnvelope<T> for ListEnvelope<T> {
-    fn into_page(self) -> (Vec<T>, Option<String>) {
-        // `has_more` without `next` becomes an empty cursor, which the pager reports as a
-        // protocol error rather than silently ending the list.
-        let p = self.meta.pagination;
-        let next = p.has_more.then(|| p.next.unwrap_or_default());
-        (self.data, next)
-    }
-}
-
 #[derive(serde::Deserialize)]
 struct Pagination {
     #[serde(default)]
     next: Option<String>,
     has_more: bool,
-}
-
-/// Sends `req` and unwraps the envelope's `data`.
-pub(crate) fn enveloped<T: DeserializeOwned + Send + 'static>(
-    t: Transport,
-    req: Request,
-) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
-    Box::pin(async move {
-        let (env, meta) = t.send_json::<Envelope<T>>(req).await?;
-        Ok((env.data, meta))
-    })
-}
-
-/// Sends `req` and expects no body (204).
-pub(crate) fn no_content(
-    t: Transport,
-    req: Request,
-) -> BoxFuture<'static, Result<((), ResponseMeta)>> {
-    Box::pin(async move {
-        let resp = t.send(req).await?;
-        Ok(((), resp.meta))
-    })
-}
-
-/// Checks a `limit` against the maximum.
-pub(crate) fn check_limit(limit: Option<u32>) -> Result<()> {
-    match limit {
-        Some(0) => Err(Error::invalid_input("limit must be at least 1")),
-        Some(l) if l > MAX_PAGE_SIZE => Err(Error::invalid_input(format!(
-            "limit {l} is over the maximum of {MAX_PAGE_SIZE}"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// An SGT client. Cheap to clone: clones share the connection pool, retry budget and
@@ -406,26 +394,14 @@ impl Client {
         Webhooks::new(self.clone())
     }
 
-    /// A stream over a cursor-paged list.
-    pub(crate) fn paginate<T, Q>(
-        &self,
-        segments: Vec<String>,
-        query: Q,
-        first_cursor: Option<String>,
-        opts: CallOptions,
-    ) -> PageStream<T>
+    /// A list of `GET segments?query`, paged the SGT way.
+    pub(crate) fn list<T, Q>(&self, segments: &[&str], query: Q) -> List<T, Q>
     where
         T: DeserializeOwned + Send + 'static,
         Q: Serialize + Send + Sync + 'static,
     {
-        cursor_pages::<T, ListEnvelope<T>, Q>(
-            self.transport.clone(),
-            segments,
-            query,
-            "cursor",
-            first_cursor,
-            opts,
-        )
+        let segments = segments.iter().map(|s| (*s).to_owned()).collect();
+        List::new(self.transport.clone(), segments, query, &PAGING, Wire::list)
     }
 }
 
@@ -561,13 +537,13 @@ mod tests {
 
     #[test]
     fn limits() {
-        assert!(check_limit(None).is_ok());
-        assert!(check_limit(Some(500)).is_ok());
+        assert!(PAGING.check(None).is_ok());
+        assert!(PAGING.check(Some(500)).is_ok());
         assert!(matches!(
-            check_limit(Some(501)),
+            PAGING.check(Some(501)),
             Err(Error::InvalidInput(_))
         ));
-        assert!(matches!(check_limit(Some(0)), Err(Error::InvalidInput(_))));
+        assert!(matches!(PAGING.check(Some(0)), Err(Error::InvalidInput(_))));
     }
 
     #[test]

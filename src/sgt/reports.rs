@@ -40,8 +40,10 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, ReportId, SignedUrl, enveloped};
+use super::{Client, ReportId, SignedUrl, Wire};
+use crate::List;
 use crate::call::{Call, CallOptions};
+use crate::envelope::Envelope;
 use crate::error::{ApiError, Error, ErrorCode, RequestInfo, Result, TransportError};
 use crate::transport::{Request, ResponseMeta, Transport};
 
@@ -210,7 +212,7 @@ impl Reports {
     pub fn get(&self, id: impl Into<ReportId>) -> Call<Report> {
         let id = id.into();
         let req = Ok(Request::new(Method::GET, ["reports", id.as_str()]));
-        Call::new(self.t(), req, enveloped)
+        Call::new(self.t(), req, Wire::call)
     }
 
     /// Lists the tenant's recent runs; `.send()` for one page, `.pages()` or `.items()` to stream.
@@ -223,13 +225,8 @@ impl Reports {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> ListReports {
-        ListReports {
-            client: self.client.clone(),
-            query: ListReportsQuery::default(),
-            cursor: None,
-            opts: CallOptions::default(),
-        }
+    pub fn list(&self) -> List<Report, ()> {
+        self.client.list(&["reports"], ())
     }
 
     /// Waits for a run started earlier (or by someone else): polls it at once, then as described
@@ -264,7 +261,7 @@ impl CreateReport {
     /// Requests the run.
     pub async fn send(self) -> Result<ReportRun> {
         let req = Request::new(Method::POST, ["reports"]).json(&self.report);
-        let mut call: Call<Report> = Call::new(self.reports.t(), req, enveloped);
+        let mut call: Call<Report> = Call::new(self.reports.t(), req, Wire::call);
         if let Some(p) = self.opts.retry {
             call = call.with_retry_policy(p);
         }
@@ -552,26 +549,6 @@ impl Backoff {
         let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         half.saturating_add(Duration::from_nanos(fastrand::u64(0..=nanos)))
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-struct ListReportsQuery {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    limit: Option<u32>,
-}
-
-/// `GET /reports`.
-#[derive(Debug, Clone)]
-#[must_use = "a list does nothing until sent or streamed"]
-pub struct ListReports {
-    client: Client,
-    query: ListReportsQuery,
-    cursor: Option<String>,
-    opts: CallOptions,
-}
-
-impl ListReports {
-    cursor_list_methods!(Report, "reports", "runs");
 }
 
 #[cfg(test)]

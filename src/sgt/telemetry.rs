@@ -21,10 +21,11 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, DeviceId, SignedUrl, check_limit, enveloped};
+use super::{Client, DeviceId, SignedUrl, Wire};
+use crate::List;
 use crate::call::{Call, CallOptions};
+use crate::envelope::Envelope;
 use crate::error::{Error, Result, TransportErrorKind};
-use crate::paging::{ItemStream, Page, PageStream};
 use crate::transport::Request;
 use crate::window::{check_range, windows};
 
@@ -240,16 +241,20 @@ impl Telemetry {
         metric: impl Into<String>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> QueryTelemetry {
-        QueryTelemetry {
-            client: self.client.clone(),
+    ) -> List<Reading, TelemetryFilter> {
+        let filter = TelemetryFilter {
             device_id: device_id.into(),
             metric: metric.into(),
-            from,
-            to,
-            limit: None,
-            opts: CallOptions::default(),
-        }
+        };
+        let problem = match check_series(&filter.device_id, &filter.metric) {
+            Err(Error::InvalidInput(problem)) => Some(problem),
+            _ => None,
+        };
+        self.client
+            .list(&["telemetry"], filter)
+            .windowed("from", "to", Some(MAX_QUERY_WINDOW))
+            .range(from, to)
+            .refuse(problem)
     }
 
     /// Server-side aggregates of one device and metric in `[from, to)`, one point per
@@ -329,7 +334,7 @@ impl Telemetry {
                     format,
                 })
             });
-        Call::new(self.client.transport.clone(), req, enveloped)
+        Call::new(self.client.transport.clone(), req, Wire::call)
     }
 
     /// Ingests any number of readings: chunked to 1,000 a request, sent with bounded
@@ -360,76 +365,12 @@ impl Telemetry {
     }
 }
 
+/// The series of [`Telemetry::query`] (`GET /telemetry`): one device and one metric.
 #[derive(Debug, Clone, Serialize)]
-struct QueryParams {
+#[non_exhaustive]
+pub struct TelemetryFilter {
     device_id: DeviceId,
     metric: String,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    limit: Option<u32>,
-}
-
-/// `GET /telemetry` over any range.
-#[derive(Debug, Clone)]
-#[must_use = "a query does nothing until sent or streamed"]
-pub struct QueryTelemetry {
-    client: Client,
-    device_id: DeviceId,
-    metric: String,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    limit: Option<u32>,
-    opts: CallOptions,
-}
-
-impl QueryTelemetry {
-    /// Readings per page, 1 to 500.
-    pub fn limit(mut self, limit: u32) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-
-    call_options!();
-
-    /// The first page of the first window.
-    pub async fn send(self) -> Result<Page<Reading>> {
-        self.pages().first().await
-    }
-
-    /// Every page of every window, in time order.
-    pub fn pages(self) -> PageStream<Reading> {
-        if let Err(e) = check_limit(self.limit)
-            .and_then(|()| check_series(&self.device_id, &self.metric))
-            .and_then(|()| check_range(self.from, self.to))
-        {
-            return PageStream::failed(e);
-        }
-        let QueryTelemetry {
-            client,
-            device_id,
-            metric,
-            from,
-            to,
-            limit,
-            opts,
-        } = self;
-        PageStream::chain(windows(from, to, MAX_QUERY_WINDOW).map(move |(from, to)| {
-            let params = QueryParams {
-                device_id: device_id.clone(),
-                metric: metric.clone(),
-                from,
-                to,
-                limit,
-            };
-            client.paginate(vec!["telemetry".into()], params, None, opts.clone())
-        }))
-    }
-
-    /// Every reading, in time order.
-    pub fn items(self) -> ItemStream<Reading> {
-        self.pages().items()
-    }
 }
 
 /// `GET /telemetry/aggregate` over any range.
@@ -493,12 +434,11 @@ impl AggregateTelemetry {
                 interval: self.interval,
                 func: &self.func,
             })?;
-            let (mut part, _) = self
-                .client
-                .transport
-                .send_json::<super::Envelope<Vec<AggregatePoint>>>(self.opts.apply(req))
-                .await
-                .map(|(env, meta)| (env.data, meta))?;
+            let (mut part, _) = Wire::call::<Vec<AggregatePoint>>(
+                self.client.transport.clone(),
+                self.opts.apply(req),
+            )
+            .await?;
             points.append(&mut part);
         }
         Ok(points)
@@ -904,12 +844,9 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
             };
         }
     };
-    let resp = client
-        .transport
-        .send_json::<super::Envelope<IngestResponse>>(req)
-        .await;
+    let resp = Wire::call::<IngestResponse>(client.transport.clone(), req).await;
     let resp = match resp {
-        Ok((env, _)) => env.data,
+        Ok((data, _)) => data,
         Err(error) => {
             return ChunkOutcome::Failed {
                 maybe_stored: maybe_stored(&error),

@@ -18,12 +18,13 @@
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use reqwest::Method;
-use reqwest::header::IF_MATCH;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{Client, WebhookId, enveloped, no_content};
-use crate::call::{Call, CallOptions};
+use super::{Client, WebhookId, Wire};
+use crate::List;
+use crate::call::Call;
+use crate::envelope::{Envelope, no_content};
 use crate::error::{Error, Result};
 use crate::transport::{Request, ResponseMeta, Transport};
 
@@ -235,13 +236,8 @@ impl Webhooks {
     /// let hooks: Vec<_> = sgt.webhooks().list().items().try_collect().await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> ListWebhooks {
-        ListWebhooks {
-            client: self.client.clone(),
-            query: ListWebhooksQuery::default(),
-            cursor: None,
-            opts: CallOptions::default(),
-        }
+    pub fn list(&self) -> List<Webhook, ()> {
+        self.client.list(&["webhooks"], ())
     }
 
     /// Registers an endpoint; returns it with its signing secret, which the server shows only
@@ -285,14 +281,15 @@ impl Webhooks {
     /// # Ok(()) }
     /// # fn store_secret(_: &str) {}
     /// ```
-    pub fn update(&self, id: impl Into<WebhookId>, update: WebhookUpdate) -> UpdateWebhook {
-        UpdateWebhook {
-            transport: self.t(),
-            id: id.into(),
-            update,
-            if_match: None,
-            opts: CallOptions::default(),
+    pub fn update(&self, id: impl Into<WebhookId>, update: WebhookUpdate) -> Call<UpdatedWebhook> {
+        let id = id.into();
+        let req = match &update.url {
+            Some(url) => check_receiver_url(url),
+            None => Ok(()),
         }
+        .and_then(|()| Request::new(Method::PATCH, ["webhooks", id.as_str()]).json(&update))
+        .map(Request::sensitive_response);
+        Call::new(self.t(), req, updated_webhook)
     }
 
     /// Unregisters an endpoint.
@@ -322,7 +319,7 @@ impl Webhooks {
             Method::POST,
             ["webhooks", id.as_str(), "test"],
         ));
-        Call::new(self.t(), req, enveloped)
+        Call::new(self.t(), req, Wire::call)
     }
 }
 
@@ -354,7 +351,7 @@ fn created_webhook(
     req: Request,
 ) -> BoxFuture<'static, Result<(CreatedWebhook, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut raw, meta) = enveloped::<WithSecret>(t, req).await?;
+        let (mut raw, meta) = Wire::call::<WithSecret>(t, req).await?;
         fill_etag(&mut raw.webhook, &meta);
         let created = CreatedWebhook {
             webhook: raw.webhook,
@@ -369,7 +366,7 @@ fn updated_webhook(
     req: Request,
 ) -> BoxFuture<'static, Result<(UpdatedWebhook, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut raw, meta) = enveloped::<WithOptionalSecret>(t, req).await?;
+        let (mut raw, meta) = Wire::call::<WithOptionalSecret>(t, req).await?;
         fill_etag(&mut raw.webhook, &meta);
         let updated = UpdatedWebhook {
             webhook: raw.webhook,
@@ -377,89 +374,4 @@ fn updated_webhook(
         };
         Ok((updated, meta))
     })
-}
-
-/// `PATCH /webhooks/{id}`.
-#[derive(Debug)]
-#[must_use = "an update does nothing until sent or awaited"]
-pub struct UpdateWebhook {
-    transport: Transport,
-    id: WebhookId,
-    update: WebhookUpdate,
-    if_match: Option<String>,
-    opts: CallOptions,
-}
-
-impl UpdateWebhook {
-    /// Only update if the webhook's ETag is still `etag`; otherwise the call fails with a
-    /// conflict ([`Error::is_conflict`]). With it, the call is safe to retry.
-    pub fn if_match(mut self, etag: impl Into<String>) -> Self {
-        self.if_match = Some(etag.into());
-        self
-    }
-
-    call_options!();
-
-    fn call(self) -> Call<UpdatedWebhook> {
-        let mut req = match &self.update.url {
-            Some(url) => check_receiver_url(url),
-            None => Ok(()),
-        }
-        .and_then(|()| {
-            Request::new(Method::PATCH, ["webhooks", self.id.as_str()]).json(&self.update)
-        })
-        .map(Request::sensitive_response);
-        if let Some(etag) = &self.if_match {
-            req = req
-                .and_then(|r| r.header(IF_MATCH, etag))
-                .map(|r| r.idempotent(true));
-        }
-        let mut call = Call::new(self.transport, req, updated_webhook);
-        if let Some(p) = self.opts.retry {
-            call = call.with_retry_policy(p);
-        }
-        if let Some(t) = self.opts.timeout {
-            call = call.with_timeout(t);
-        }
-        call
-    }
-
-    /// Sends the update; returns the webhook as it now is, and the new secret if rotated.
-    pub async fn send(self) -> Result<UpdatedWebhook> {
-        self.call().send().await
-    }
-
-    /// Sends the update and returns the response metadata too.
-    pub async fn send_with_meta(self) -> Result<(UpdatedWebhook, ResponseMeta)> {
-        self.call().send_with_meta().await
-    }
-}
-
-impl std::future::IntoFuture for UpdateWebhook {
-    type Output = Result<UpdatedWebhook>;
-    type IntoFuture = BoxFuture<'static, Result<UpdatedWebhook>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-struct ListWebhooksQuery {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    limit: Option<u32>,
-}
-
-/// `GET /webhooks`.
-#[derive(Debug, Clone)]
-#[must_use = "a list does nothing until sent or streamed"]
-pub struct ListWebhooks {
-    client: Client,
-    query: ListWebhooksQuery,
-    cursor: Option<String>,
-    opts: CallOptions,
-}
-
-impl ListWebhooks {
-    cursor_list_methods!(Webhook, "webhooks", "endpoints");
 }

@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    AlertId, Client, DeviceId, Identified, MAX_PAGE_SIZE, OffsetList, check_limit, unwrap_data,
-};
+use super::{AlertId, Client, DeviceId, Identified, MAX_PAGE_SIZE, Wire};
+use crate::List;
 use crate::call::Call;
+use crate::envelope::Envelope;
+use crate::list::check_page_size;
 use crate::transport::Request;
 
 open_enum!(
@@ -144,10 +145,6 @@ pub struct AlertEvent {
     pub triggered_at: DateTime<Utc>,
 }
 
-/// Marker for `GET /v1/alerts`.
-#[derive(Debug)]
-pub enum AlertsList {}
-
 /// The alerts of a client. Get one from [`Client::alerts`].
 #[derive(Debug, Clone)]
 pub struct Alerts {
@@ -167,8 +164,8 @@ impl Alerts {
     /// let alerts: Vec<_> = sw.alerts().list().items().try_collect().await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> OffsetList<Alert, AlertsList> {
-        OffsetList::new(&self.client, &["alerts"])
+    pub fn list(&self) -> List<Alert, ()> {
+        self.client.list(&["alerts"], ())
     }
 
     /// `GET /v1/alerts/{id}`.
@@ -194,9 +191,9 @@ impl Alerts {
             #[serde(skip_serializing_if = "Option::is_none")]
             limit: Option<u32>,
         }
-        let req = check_limit(limit, MAX_PAGE_SIZE).and_then(|()| {
+        let req = check_page_size("limit", limit, MAX_PAGE_SIZE).and_then(|()| {
             Request::new(Method::GET, ["alerts", id.as_str(), "history"]).query(&Q { limit })
         });
-        Call::new(self.client.transport.clone(), req, unwrap_data)
+        Call::new(self.client.transport.clone(), req, Wire::call)
     }
 }

@@ -6,9 +6,11 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Client, DeviceId, Identified, OffsetList, check_limit};
+use super::{Client, DeviceId, Identified};
+use crate::List;
 use crate::call::{Call, CallOptions};
 use crate::error::Result;
+use crate::list::check_page_size;
 use crate::transport::Request;
 
 /// The largest `limit` of a historical telemetry query.
@@ -165,14 +167,18 @@ impl TelemetryHistory {
     }
 }
 
-/// Marker for `GET /v1/devices`.
-#[derive(Debug)]
-pub enum DevicesList {}
+/// The filters of [`Devices::list`] (`GET /v1/devices`); set them with the list's methods.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct DeviceFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<DeviceStatus>,
+}
 
-impl OffsetList<Device, DevicesList> {
+impl List<Device, DeviceFilter> {
     /// Only active or only paused devices.
     pub fn status(self, status: DeviceStatus) -> Self {
-        self.param("status", status)
+        self.filter(|q| q.status = Some(status))
     }
 }
 
@@ -196,8 +202,8 @@ impl Devices {
     /// let all: Vec<_> = sw.devices().list().status(DeviceStatus::Active).limit(100).concurrent(4).items().try_collect().await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> OffsetList<Device, DevicesList> {
-        OffsetList::new(&self.client, &["devices"])
+    pub fn list(&self) -> List<Device, DeviceFilter> {
+        self.client.list(&["devices"], DeviceFilter::default())
     }
 
     /// `GET /v1/devices/{id}`.
@@ -262,7 +268,7 @@ impl TelemetryQuery {
 
     /// Sends the query.
     pub async fn send(self) -> Result<TelemetryHistory> {
-        check_limit(self.limit, MAX_TELEMETRY_LIMIT)?;
+        check_page_size("limit", self.limit, MAX_TELEMETRY_LIMIT)?;
         #[derive(Serialize)]
         struct Q {
             #[serde(skip_serializing_if = "Option::is_none")]

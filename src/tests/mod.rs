@@ -96,6 +96,20 @@ impl Vendor for TestVendor {
 }
 
 /// Fast retries (1-5 ms) so the matrix runs in milliseconds.
+/// The property-test configuration: 64 cases by default so that `cargo test` stays fast, or as
+/// many as `PROPTEST_CASES` says.
+pub(crate) fn proptest_config() -> proptest::prelude::ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    proptest::prelude::ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}
+
 pub(crate) fn fast_retry() -> RetryPolicy {
     RetryPolicy::default()
         .with_initial_delay(Duration::from_millis(1))

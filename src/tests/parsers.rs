@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::{
-    Just, ProptestConfig, Strategy, any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest,
+    Just, Strategy, any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest,
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -15,18 +15,6 @@ use serde_json::{Value, json};
 use super::*;
 use crate::error::{Error, ErrorCode};
 use crate::rate_limit::{RateLimit, parse_retry_after};
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// Header text a server could send: numbers at and past every edge, dates, and printable junk.
 fn header_text() -> impl Strategy<Value = String> {
@@ -78,7 +66,7 @@ fn as_u64(v: &Option<String>) -> Option<u64> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     /// Every rate-limit field is the header's `u64` or `None`; a small reset is a delay from the
     /// server's clock, a large one an epoch time; nothing panics for any value or any clock.
@@ -241,7 +229,7 @@ fn shown_code(raw: &str, status: u16) -> ErrorCode {
 #[test]
 fn error_bodies_from_arbitrary_bytes() {
     let (rt, server, t) = error_rig();
-    proptest!(config(), |(status in error_status(), body in prop::collection::vec(any::<u8>(), 0..2048))| {
+    proptest!(proptest_config(), |(status in error_status(), body in prop::collection::vec(any::<u8>(), 0..2048))| {
         let err = error_for(&rt, &server, &t, status, body);
         let api = err.api().expect("an error status is an API error whatever its body");
         prop_assert_eq!(api.status(), status);
@@ -253,7 +241,7 @@ fn error_bodies_from_arbitrary_bytes() {
 #[test]
 fn error_bodies_from_arbitrary_json() {
     let (rt, server, t) = error_rig();
-    proptest!(config(), |(status in error_status(), body in json_value())| {
+    proptest!(proptest_config(), |(status in error_status(), body in json_value())| {
         let err = error_for(&rt, &server, &t, status, serde_json::to_vec(&body).unwrap());
         let api = err.api().expect("an error status is an API error whatever its body");
         prop_assert_eq!(api.status(), status);
@@ -270,7 +258,7 @@ fn error_bodies_from_arbitrary_json() {
 fn vendor_error_shapes_keep_their_fields() {
     let (rt, server, t) = error_rig();
     let text = "[ -~]{1,64}|\\PC{1,32}";
-    proptest!(config(), |(status in error_status(), code in text, message in text, id in "[A-Za-z0-9_-]{1,40}", shape in 0..4u8)| {
+    proptest!(proptest_config(), |(status in error_status(), code in text, message in text, id in "[A-Za-z0-9_-]{1,40}", shape in 0..4u8)| {
         let body = match shape {
             0 => json!({"error": {"code": code, "message": message, "details": {"field": code}, "request_id": id}}),
             1 => json!({"error": code, "message": message}),
