@@ -14,7 +14,9 @@ def version(v):
 
 
 meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--all-features"]))
-ours = next(p for p in meta["packages"] if p["name"] == "iot-sdk")
+# Every workspace member (the SDK and iot-sdk-sim): the lowest rust-version among them counts.
+members = [p for p in meta["packages"] if p["id"] in meta["workspace_members"]]
+ours = min(members, key=lambda p: version(p["rust_version"] or "0"))
 msrv = version(ours["rust_version"])
 used = {n["id"] for n in meta["resolve"]["nodes"]}
 bad = [

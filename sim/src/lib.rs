@@ -26,7 +26,6 @@
 //!   setting.
 //! - [`Simulator`]: the running server (`base_url`, `addr`, `api_key`, `stats`, `set_faults`,
 //!   `shutdown`), with each vendor's own methods.
-//!
 //! - [`Faults`]: fault injection for tests — a fraction of requests answered 500/502/503, a
 //!   fraction whose connection is dropped, and added latency. A fault is decided *before* any
 //!   processing: an injected error or a dropped connection never changes the simulator's state,
