@@ -89,6 +89,10 @@ enum AuthKind {
     Source(Arc<dyn TokenSource>),
     /// No credentials: a client whose every request is sent `without_auth` (an OAuth2 token
     /// endpoint, where the client identifies itself in the form body).
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     None,
 }
 
@@ -111,6 +115,10 @@ impl Auth {
         Auth(AuthKind::Source(source))
     }
 
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     /// No credentials at all, for a transport that only talks to an OAuth2 token endpoint. A
     /// request that asks for credentials on such a transport fails with [`Error::Config`] instead
     /// of going out with an empty `Authorization` header.

@@ -25,15 +25,21 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::call::{CallOptions, Runner};
-use crate::envelope::RawPage;
+use crate::envelope::{Envelope, RawPage};
 use crate::error::{Error, ProtocolError, Result};
 use crate::paging::{FetchPage, ItemStream, Page, PageStream, PageToken};
 use crate::transport::{Request, ResponseMeta, Transport};
+use crate::vendor::Vendor;
 use crate::window::{check_range, windows};
 
 /// Where a list says where its next page starts.
+#[allow(
+    dead_code,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenParam {
     /// An opaque cursor from the previous page, in this query parameter.
@@ -177,21 +183,18 @@ where
     T: Send + 'static,
     Q: Serialize + Send + Sync + 'static,
 {
-    /// A list of `GET segments?query`, paged as `paging` says, each page decoded by `run` (the
-    /// vendor's `Wire::list`).
-    pub(crate) fn new(
-        transport: Transport,
-        segments: Vec<String>,
-        query: Q,
-        paging: &'static Paging,
-        run: Runner<RawPage<T>>,
-    ) -> Self {
+    /// A list of `GET segments?query` of vendor `V`: paged as its [`Vendor::PAGING`] says, each
+    /// page decoded by its [`Vendor::Wire`].
+    pub(crate) fn new<V: Vendor>(transport: Transport, segments: Vec<String>, query: Q) -> Self
+    where
+        T: DeserializeOwned,
+    {
         List {
             transport,
             segments,
             query,
-            paging,
-            run,
+            paging: V::PAGING,
+            run: <V::Wire as Envelope>::list::<T>,
             item_id: None,
             window: None,
             page_size: None,
@@ -204,6 +207,10 @@ where
 
     /// Declares the list's time filter: its parameter names and the longest window a request
     /// may span (`None`: any). Ranges longer than that are split and streamed in order.
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     pub(crate) fn windowed(
         mut self,
         from_param: &'static str,
@@ -220,6 +227,10 @@ where
     }
 
     /// Sets the time range of a windowed list (`[from, to)`).
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     pub(crate) fn range(mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         if let Some(w) = &mut self.window {
             w.range = Some((from, to));
@@ -228,6 +239,10 @@ where
     }
 
     /// The id offset paging deduplicates by (offset lists only).
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     pub(crate) fn dedup_by(mut self, id: ItemId<T>) -> Self {
         self.item_id = Some(id);
         self
@@ -241,6 +256,10 @@ where
 
     /// Input found wrong before anything is sent: every page stream yields it as
     /// [`Error::InvalidInput`] (after the page-size check).
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     pub(crate) fn refuse(mut self, problem: Option<String>) -> Self {
         self.refused = problem;
         self

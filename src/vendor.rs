@@ -3,14 +3,17 @@
 //!
 //! A vendor module describes its API once — its name, the 5xx statuses it promises are safe to
 //! retry, its pacing buckets as a closed set of [`BucketKind`] values and which one each call
-//! counts against, how its error body reads and where it keeps a request id —
+//! counts against, how its error body reads and where it keeps a request id, its envelopes (one
+//! object, one page) and how its lists page (the page-size maximum, cursor or offset) —
 //! and the core does the rest: the transport, the retry loop, pacing, error bodies, the list
 //! engine. No file of the core names a vendor.
 
 use reqwest::Method;
 use serde_json::{Map, Value};
 
+use crate::envelope::Envelope;
 use crate::error::ErrorCode;
+use crate::list::Paging;
 use crate::rate_limit::{Bucket, BucketKind, PaceBucket};
 
 /// One vendor's API, as far as the core needs to know it.
@@ -25,6 +28,12 @@ pub(crate) trait Vendor: 'static {
     /// 5xx statuses the vendor documents as safe to retry for any method (429 and 503 always
     /// are; see [`crate::retry`]).
     const SAFE_STATUSES: &'static [u16];
+
+    /// How the vendor wraps one object and one page of a list.
+    type Wire: Envelope;
+
+    /// How the vendor's lists page: the page-size parameter and its maximum, cursor or offset.
+    const PAGING: &'static Paging;
 
     /// The published rate-limit buckets, used by `pacing(true)`.
     const BUCKETS: &'static [Bucket<Self::Bucket>];

@@ -73,6 +73,8 @@ pub const BUCKETS: &[Bucket<AllCalls>] = &[];
 pub(crate) struct Sepolo;
 
 impl crate::vendor::Vendor for Sepolo {
+    type Wire = Wire;
+    const PAGING: &'static Paging = &PAGING;
     type Bucket = AllCalls;
     const NAME: &'static str = "sepolo";
     const SAFE_STATUSES: &'static [u16] = &[];
@@ -301,7 +303,7 @@ impl Client {
         Q: serde::Serialize + Send + Sync + 'static,
     {
         let path = api_path(segments);
-        List::new(self.transport.clone(), path, query, &PAGING, Wire::list)
+        List::new::<Sepolo>(self.transport.clone(), path, query)
     }
 }
 

@@ -122,6 +122,8 @@ pub const BUCKETS: &[Bucket<RateBucket>] = &[
 pub(crate) struct Sgt;
 
 impl Vendor for Sgt {
+    type Wire = Wire;
+    const PAGING: &'static Paging = &PAGING;
     type Bucket = RateBucket;
     const NAME: &'static str = "sgt";
     // The spec's table: 500 "safe to retry with backoff", 502 "retry with backoff".
@@ -401,7 +403,7 @@ impl Client {
         Q: Serialize + Send + Sync + 'static,
     {
         let segments = segments.iter().map(|s| (*s).to_owned()).collect();
-        List::new(self.transport.clone(), segments, query, &PAGING, Wire::list)
+        List::new::<Sgt>(self.transport.clone(), segments, query)
     }
 }
 

@@ -77,6 +77,10 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 struct SgtOAuth;
 
 impl Vendor for SgtOAuth {
+    // The token endpoint answers RFC 6749 bodies, decoded as they are; it has no lists. SGT's
+    // envelopes and paging stand in for the description's sake.
+    type Wire = super::Wire;
+    const PAGING: &'static crate::list::Paging = &super::PAGING;
     type Bucket = AllCalls;
     const NAME: &'static str = "sgt-oauth";
     const SAFE_STATUSES: &'static [u16] = &[];

@@ -68,6 +68,8 @@ pub const fn plan_bucket(per_minute: u32) -> Bucket<AllCalls> {
 pub(crate) struct SiliconWit;
 
 impl Vendor for SiliconWit {
+    type Wire = Wire;
+    const PAGING: &'static Paging = &PAGING;
     type Bucket = AllCalls;
     const NAME: &'static str = "siliconwit";
     const SAFE_STATUSES: &'static [u16] = &[];
@@ -215,7 +217,7 @@ impl Client {
         Q: serde::Serialize + Send + Sync + 'static,
     {
         let segments = segments.iter().map(|s| (*s).to_owned()).collect();
-        List::new(self.transport.clone(), segments, query, &PAGING, Wire::list)
+        List::new::<SiliconWit>(self.transport.clone(), segments, query)
             .dedup_by(<T as Identified>::id)
     }
 }

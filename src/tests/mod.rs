@@ -20,7 +20,11 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::auth::Auth;
+use serde::de::DeserializeOwned;
+
+use crate::envelope::{Envelope, RawPage};
 use crate::error::ErrorCode;
+use crate::list::{Paging, TokenParam};
 use crate::rate_limit::{Bucket, BucketKind};
 use crate::retry::RetryPolicy;
 use crate::transport::{Request, Transport, TransportBuilder};
@@ -50,7 +54,51 @@ impl BucketKind for TestBucket {
 /// place. Each real vendor's own description is tested in its module.
 pub(crate) struct TestVendor;
 
+/// The test vendor's envelopes: `{data}` for one object, `{data, next}` for a page.
+pub(crate) struct TestWire;
+
+/// `{data}`.
+#[derive(serde::Deserialize)]
+pub(crate) struct TestData<T> {
+    data: T,
+}
+
+/// `{data, next}`.
+#[derive(serde::Deserialize)]
+pub(crate) struct TestPage<T> {
+    data: Vec<T>,
+    next: Option<String>,
+}
+
+impl Envelope for TestWire {
+    type One<T: DeserializeOwned + Send + 'static> = TestData<T>;
+    type Page<T: DeserializeOwned + Send + 'static> = TestPage<T>;
+
+    fn open<T: DeserializeOwned + Send + 'static>(wire: TestData<T>) -> T {
+        wire.data
+    }
+
+    fn open_page<T: DeserializeOwned + Send + 'static>(wire: TestPage<T>) -> RawPage<T> {
+        RawPage {
+            items: wire.data,
+            next_cursor: wire.next,
+            total: None,
+            echoed_offset: None,
+        }
+    }
+}
+
+/// `limit` up to 100, and a `cursor`.
+pub(crate) const TEST_PAGING: Paging = Paging {
+    page_size_param: "limit",
+    max_page_size: 100,
+    token: TokenParam::Cursor("cursor"),
+    window_first: false,
+};
+
 impl Vendor for TestVendor {
+    type Wire = TestWire;
+    const PAGING: &'static Paging = &TEST_PAGING;
     type Bucket = TestBucket;
     const NAME: &'static str = "test";
     const SAFE_STATUSES: &'static [u16] = &[];

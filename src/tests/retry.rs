@@ -72,6 +72,8 @@ async fn vendor_safe_statuses_retry_post() {
     /// The test vendor, promising like SGT that 500 and 502 are safe to retry.
     struct SgtLike;
     impl Vendor for SgtLike {
+        type Wire = TestWire;
+        const PAGING: &'static Paging = &TEST_PAGING;
         type Bucket = TestBucket;
         const NAME: &'static str = "sgt-like";
         const SAFE_STATUSES: &'static [u16] = &[500, 502];

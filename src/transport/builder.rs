@@ -90,6 +90,11 @@ impl TransportBuilder {
         self.product = Some(product.into());
     }
 
+    /// A header sent with every request (SGT's tenant).
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     pub(crate) fn header(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.headers.push((name.into(), value.into()));
     }

@@ -29,7 +29,12 @@ use crate::rate_limit::{Pacer, RateLimit};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::vendor::Profile;
 
-pub(crate) use builder::{TransportBuilder, parse_base_url};
+pub(crate) use builder::TransportBuilder;
+#[allow(
+    unused_imports,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
+pub(crate) use builder::parse_base_url;
 pub use meta::ResponseMeta;
 use request::Target;
 pub(crate) use request::{Request, check_segment};

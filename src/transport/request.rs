@@ -12,6 +12,10 @@ use crate::error::{Error, Result, snippet};
 use crate::rate_limit::BucketKind;
 use crate::retry::RetryPolicy;
 /// Where a request goes.
+#[allow(
+    dead_code,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
 pub(super) enum Target {
     Segments(Vec<String>),
     Absolute(Url),
@@ -62,6 +66,10 @@ impl Request {
         }
     }
 
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     /// A call to an absolute URL (an OAuth2 token endpoint on another host).
     pub(crate) fn absolute(method: Method, url: Url) -> Self {
         let mut r = Request::new(method, Vec::<String>::new());
@@ -93,6 +101,10 @@ impl Request {
         }
     }
 
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     /// A JSON body.
     pub(crate) fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self> {
         let bytes = serde_json::to_vec(body)
@@ -101,6 +113,10 @@ impl Request {
         Ok(self)
     }
 
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     /// An `application/x-www-form-urlencoded` body.
     pub(crate) fn form<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self> {
         let s = serde_urlencoded::to_string(body)
@@ -144,6 +160,10 @@ impl Request {
         self
     }
 
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     /// The response carries a secret (a webhook signing secret, a token): no body snippet in
     /// decode errors.
     pub(crate) fn sensitive_response(mut self) -> Self {
@@ -162,12 +182,20 @@ impl Request {
         self
     }
 
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     /// Send without the client's credentials (an OAuth2 token endpoint).
     pub(crate) fn without_auth(mut self) -> Self {
         self.authenticate = false;
         self
     }
 
+    #[allow(
+        dead_code,
+        reason = "some vendors need it and others do not; it is dead only in a build without them"
+    )]
     /// A secret this request carries in its body or query (an OAuth2 client secret, a refresh
     /// token): like the auth header's key, it is redacted from everything the response sends back.
     pub(crate) fn secret(mut self, secret: &ApiKey) -> Self {
