@@ -10,6 +10,7 @@
 //! runner is then `Wire::call` (one object), `Wire::list` (a page) or [`no_content`] (a `204`).
 
 use futures::future::BoxFuture;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Result;
@@ -29,15 +30,30 @@ pub(crate) struct RawPage<T> {
     pub(crate) echoed_offset: Option<u64>,
 }
 
+/// How a vendor sends one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum One {
+    /// `{data: T}`: `data` is required, even when `T` is an `Option` (`{"data": null}` is
+    /// `None`; a body without `data` is a decode error).
+    Data,
+    /// `T` itself.
+    Bare,
+}
+
+/// `{data: T}`, with `data` required (see [`One::Data`]).
+#[derive(Deserialize)]
+#[serde(bound = "T: Deserialize<'de>")]
+pub(crate) struct Data<T> {
+    #[serde(deserialize_with = "serde::Deserialize::deserialize")]
+    pub(crate) data: T,
+}
+
 /// A vendor's wire format: the shape of one object and of one page of a list.
 pub(crate) trait Envelope: 'static {
-    /// One object on the wire (`{data: T}`, or `T` itself).
-    type One<T: DeserializeOwned + Send + 'static>: DeserializeOwned + Send + 'static;
+    /// How one object comes.
+    const ONE: One;
     /// One page of a list on the wire.
     type Page<T: DeserializeOwned + Send + 'static>: DeserializeOwned + Send + 'static;
-
-    /// The value inside a decoded object.
-    fn open<T: DeserializeOwned + Send + 'static>(wire: Self::One<T>) -> T;
 
     /// The items and paging facts of a decoded page.
     fn open_page<T: DeserializeOwned + Send + 'static>(wire: Self::Page<T>) -> RawPage<T>;
@@ -48,8 +64,13 @@ pub(crate) trait Envelope: 'static {
         req: Request,
     ) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
         Box::pin(async move {
-            let (wire, meta) = t.send_json::<Self::One<T>>(req).await?;
-            Ok((Self::open(wire), meta))
+            match Self::ONE {
+                One::Data => {
+                    let (wire, meta) = t.send_json::<Data<T>>(req).await?;
+                    Ok((wire.data, meta))
+                }
+                One::Bare => t.send_json::<T>(req).await,
+            }
         })
     }
 

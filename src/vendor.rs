@@ -26,8 +26,8 @@ pub(crate) trait Vendor: 'static {
     const NAME: &'static str;
 
     /// 5xx statuses the vendor documents as safe to retry for any method (429 and 503 always
-    /// are; see [`crate::retry`]).
-    const SAFE_STATUSES: &'static [u16];
+    /// are; see [`crate::retry`]). None unless the vendor says so.
+    const SAFE_STATUSES: &'static [u16] = &[];
 
     /// How the vendor wraps one object and one page of a list.
     type Wire: Envelope;
@@ -39,16 +39,20 @@ pub(crate) trait Vendor: 'static {
     const BUCKETS: &'static [Bucket<Self::Bucket>];
 
     /// Where a response body keeps the request id when `X-Request-Id` is absent, as JSON
-    /// pointers tried in order (`/meta/request_id`).
-    const REQUEST_ID_POINTERS: &'static [&'static str];
+    /// pointers tried in order (`/meta/request_id`). By default a top-level `request_id` or
+    /// `requestId`.
+    const REQUEST_ID_POINTERS: &'static [&'static str] = &["/request_id", "/requestId"];
 
     /// Which bucket a call counts against, from its method and URL path.
     fn bucket_for(method: &Method, path: &str) -> Self::Bucket;
 
     /// Reads the vendor's error body (a JSON object); `None` when it is not of the vendor's
     /// shape. The core then tries the shape gateways and proxies send (`{message, code}`),
-    /// and otherwise shows the start of the body.
-    fn error_body(body: &Map<String, Value>) -> Option<ErrorBody>;
+    /// and otherwise shows the start of the body. By default `{error: "code", message}`, or a
+    /// lone `{error: "message"}`.
+    fn error_body(body: &Map<String, Value>) -> Option<ErrorBody> {
+        ErrorBody::flat(body, &["message"])
+    }
 
     /// The normalized code of a code the vendor sent (a vendor-specific code such as
     /// `device_not_found` mapped to [`ErrorCode::NotFound`]). The code as sent stays available

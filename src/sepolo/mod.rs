@@ -28,13 +28,12 @@ use crate::List;
 use crate::auth::{ApiKey, Auth};
 use crate::call::Call;
 use crate::env::{env_required, env_value};
-use crate::envelope::{Envelope, RawPage};
+use crate::envelope::{Envelope, One, RawPage};
 use crate::error::{Error, Result};
 pub(crate) use crate::list::stamp;
 use crate::list::{Paging, TokenParam};
 use crate::rate_limit::{AllCalls, Bucket, RateLimit};
 use crate::transport::{Request, Transport, TransportBuilder};
-use crate::vendor::ErrorBody;
 
 pub mod assets;
 pub mod commercial;
@@ -72,22 +71,18 @@ pub const BUCKETS: &[Bucket<AllCalls>] = &[];
 /// Sepolo, as the core sees it.
 pub(crate) struct Sepolo;
 
+/// Sepolo's description. Its error body is the core's default reading,
+/// `{error: "forbidden", message: "…"}` (or `{error}` alone); no 5xx is promised safe to retry;
+/// no request id is documented.
 impl crate::vendor::Vendor for Sepolo {
+    const NAME: &'static str = "sepolo";
     type Wire = Wire;
     const PAGING: &'static Paging = &PAGING;
     type Bucket = AllCalls;
-    const NAME: &'static str = "sepolo";
-    const SAFE_STATUSES: &'static [u16] = &[];
     const BUCKETS: &'static [Bucket<AllCalls>] = BUCKETS;
-    const REQUEST_ID_POINTERS: &'static [&'static str] = &["/requestId", "/request_id"];
 
     fn bucket_for(_: &reqwest::Method, _: &str) -> AllCalls {
         AllCalls
-    }
-
-    /// `{error: "forbidden", message: "…"}`, or `{error}` alone.
-    fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
-        ErrorBody::flat(body, &["message"])
     }
 }
 
@@ -131,12 +126,8 @@ id_type!(
 pub(crate) struct Wire;
 
 impl Envelope for Wire {
-    type One<T: DeserializeOwned + Send + 'static> = T;
+    const ONE: One = One::Bare;
     type Page<T: DeserializeOwned + Send + 'static> = ListEnvelope<T>;
-
-    fn open<T: DeserializeOwned + Send + 'static>(wire: T) -> T {
-        wire
-    }
 
     fn open_page<T: DeserializeOwned + Send + 'static>(wire: ListEnvelope<T>) -> RawPage<T> {
         // `hasMore` without a cursor becomes an empty cursor: a protocol error, not a silent end.

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{ApiKey, Auth, TokenSource};
 use crate::env::{env_required, env_value};
-use crate::envelope::{Envelope, RawPage};
+use crate::envelope::{Envelope, One, RawPage};
 use crate::error::{Error, ErrorCode, Result};
 use crate::list::{List, Paging, TokenParam};
 use crate::rate_limit::{Bucket, BucketKind, RateLimit};
@@ -257,12 +257,8 @@ impl std::fmt::Debug for SignedUrl {
 pub(crate) struct Wire;
 
 impl Envelope for Wire {
-    type One<T: DeserializeOwned + Send + 'static> = Data<T>;
+    const ONE: One = One::Data;
     type Page<T: DeserializeOwned + Send + 'static> = ListEnvelope<T>;
-
-    fn open<T: DeserializeOwned + Send + 'static>(wire: Data<T>) -> T {
-        wire.data
-    }
 
     fn open_page<T: DeserializeOwned + Send + 'static>(wire: ListEnvelope<T>) -> RawPage<T> {
         // `has_more` without `next` becomes an empty cursor, which the pager reports as a
@@ -285,12 +281,6 @@ pub(crate) const PAGING: Paging = Paging {
     token: TokenParam::Cursor("cursor"),
     window_first: true,
 };
-
-/// `{data}`, the envelope of a single object.
-#[derive(serde::Deserialize)]
-pub(crate) struct Data<T> {
-    data: T,
-}
 
 /// The SGT list envelope. The spec says every list response carries `meta.pagination`, so
 /// `data`, `meta`, `pagination` and `has_more` are required: a `200` without them is a decode

@@ -83,7 +83,6 @@ impl Vendor for SgtOAuth {
     const PAGING: &'static crate::list::Paging = &super::PAGING;
     type Bucket = AllCalls;
     const NAME: &'static str = "sgt-oauth";
-    const SAFE_STATUSES: &'static [u16] = &[];
     const BUCKETS: &'static [Bucket<AllCalls>] = &[];
     const REQUEST_ID_POINTERS: &'static [&'static str] = &[];
 

@@ -30,12 +30,12 @@ use crate::List;
 use crate::auth::{ApiKey, Auth};
 use crate::call::Call;
 use crate::env::{env_required, env_value};
-use crate::envelope::{Envelope, RawPage};
+use crate::envelope::{Envelope, One, RawPage};
 use crate::error::Result;
 use crate::list::{Paging, TokenParam};
 use crate::rate_limit::{AllCalls, Bucket, RateLimit};
 use crate::transport::{Request, Transport, TransportBuilder};
-use crate::vendor::{ErrorBody, Vendor};
+use crate::vendor::Vendor;
 
 pub mod account;
 pub mod alerts;
@@ -67,22 +67,17 @@ pub const fn plan_bucket(per_minute: u32) -> Bucket<AllCalls> {
 /// SiliconWit, as the core sees it.
 pub(crate) struct SiliconWit;
 
+/// SiliconWit's description. Its error body is the core's default reading, here `{error: "Device not found"}`, a sentence
+/// with no code; the request id comes in `X-Request-Id`.
 impl Vendor for SiliconWit {
-    type Wire = Wire;
-    const PAGING: &'static Paging = &PAGING;
     type Bucket = AllCalls;
-    const NAME: &'static str = "siliconwit";
-    const SAFE_STATUSES: &'static [u16] = &[];
     const BUCKETS: &'static [Bucket<AllCalls>] = BUCKETS;
-    const REQUEST_ID_POINTERS: &'static [&'static str] = &["/request_id", "/requestId"];
+    const NAME: &'static str = "siliconwit";
+    const PAGING: &'static Paging = &PAGING;
+    type Wire = Wire;
 
     fn bucket_for(_: &reqwest::Method, _: &str) -> AllCalls {
         AllCalls
-    }
-
-    /// `{error: "Device not found"}`: a sentence, no code.
-    fn error_body(body: &serde_json::Map<String, serde_json::Value>) -> Option<ErrorBody> {
-        ErrorBody::flat(body, &["message"])
     }
 }
 
@@ -97,26 +92,13 @@ id_type!(
     "alert_"
 );
 
-/// `{data: T}`. `data` is required even when `T` is an `Option` (`{"data": null}` is `None`, a
-/// body without `data` is a decode error), as the spec always sends it.
-#[derive(Deserialize)]
-#[serde(bound = "T: Deserialize<'de>")]
-pub(crate) struct Data<T> {
-    #[serde(deserialize_with = "serde::Deserialize::deserialize")]
-    pub(crate) data: T,
-}
-
 /// The SiliconWit wire format: one object is `{data}`; a page is `{data, pagination{total,
 /// limit, offset}}`.
 pub(crate) struct Wire;
 
 impl Envelope for Wire {
-    type One<T: DeserializeOwned + Send + 'static> = Data<T>;
+    const ONE: One = One::Data;
     type Page<T: DeserializeOwned + Send + 'static> = OffsetEnvelope<T>;
-
-    fn open<T: DeserializeOwned + Send + 'static>(wire: Data<T>) -> T {
-        wire.data
-    }
 
     fn open_page<T: DeserializeOwned + Send + 'static>(wire: OffsetEnvelope<T>) -> RawPage<T> {
         RawPage {

@@ -22,7 +22,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::auth::Auth;
 use serde::de::DeserializeOwned;
 
-use crate::envelope::{Envelope, RawPage};
+use crate::envelope::{Envelope, One, RawPage};
 use crate::error::ErrorCode;
 use crate::list::{Paging, TokenParam};
 use crate::rate_limit::{Bucket, BucketKind};
@@ -57,12 +57,6 @@ pub(crate) struct TestVendor;
 /// The test vendor's envelopes: `{data}` for one object, `{data, next}` for a page.
 pub(crate) struct TestWire;
 
-/// `{data}`.
-#[derive(serde::Deserialize)]
-pub(crate) struct TestData<T> {
-    data: T,
-}
-
 /// `{data, next}`.
 #[derive(serde::Deserialize)]
 pub(crate) struct TestPage<T> {
@@ -71,12 +65,8 @@ pub(crate) struct TestPage<T> {
 }
 
 impl Envelope for TestWire {
-    type One<T: DeserializeOwned + Send + 'static> = TestData<T>;
+    const ONE: One = One::Data;
     type Page<T: DeserializeOwned + Send + 'static> = TestPage<T>;
-
-    fn open<T: DeserializeOwned + Send + 'static>(wire: TestData<T>) -> T {
-        wire.data
-    }
 
     fn open_page<T: DeserializeOwned + Send + 'static>(wire: TestPage<T>) -> RawPage<T> {
         RawPage {
@@ -101,7 +91,6 @@ impl Vendor for TestVendor {
     const PAGING: &'static Paging = &TEST_PAGING;
     type Bucket = TestBucket;
     const NAME: &'static str = "test";
-    const SAFE_STATUSES: &'static [u16] = &[];
     const BUCKETS: &'static [Bucket<TestBucket>] = &[
         Bucket::new(TestBucket::Read, 600, Duration::from_secs(60), 120),
         Bucket::new(TestBucket::Write, 120, Duration::from_secs(60), 30),
