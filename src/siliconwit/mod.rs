@@ -67,8 +67,9 @@ pub const fn plan_bucket(per_minute: u32) -> Bucket<AllCalls> {
 /// SiliconWit, as the core sees it.
 pub(crate) struct SiliconWit;
 
-/// SiliconWit's description. Its error body is the core's default reading, here `{error: "Device not found"}`, a sentence
-/// with no code; the request id comes in `X-Request-Id`.
+/// SiliconWit's description. Its error body is the core's default reading, here
+/// `{error: "Device not found"}`, a sentence with no code; the request id comes in
+/// `X-Request-Id`.
 impl Vendor for SiliconWit {
     type Bucket = AllCalls;
     const BUCKETS: &'static [Bucket<AllCalls>] = BUCKETS;
