@@ -31,6 +31,10 @@ pub(crate) struct RawPage<T> {
 }
 
 /// How a vendor sends one object.
+#[allow(
+    dead_code,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum One {
     /// `{data: T}`: `data` is required, even when `T` is an `Option` (`{"data": null}` is

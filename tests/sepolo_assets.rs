@@ -6,7 +6,8 @@ use common::*;
 use iot_sdk::Error;
 use iot_sdk::sepolo::AssetStatusFilter;
 
-use common::sepolo::{get_fixture, query_string, setup, t};
+use common::query_string;
+use common::sepolo::{get_fixture, setup, t};
 
 #[tokio::test]
 async fn assets_list_with_every_filter() {

@@ -4,7 +4,8 @@ mod common;
 
 use iot_sdk::sepolo::AssetStatusFilter;
 
-use common::sepolo::{get_fixture, query_string, setup};
+use common::query_string;
+use common::sepolo::{get_fixture, setup};
 
 #[tokio::test]
 async fn customers_vendors_parts() {

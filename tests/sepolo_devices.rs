@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::path;
 use wiremock::{Mock, Request, ResponseTemplate};
 
-use common::sepolo::{get_fixture, query_string, setup, t};
+use common::query_string;
+use common::sepolo::{get_fixture, setup, t};
 
 #[tokio::test]
 async fn devices_list_and_get() {

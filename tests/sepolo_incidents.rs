@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::sepolo::{get_fixture, query_string, setup, t};
+use common::query_string;
+use common::sepolo::{get_fixture, setup, t};
 
 #[tokio::test]
 async fn incidents_with_every_filter() {

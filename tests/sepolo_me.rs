@@ -8,7 +8,8 @@ use iot_sdk::sepolo::{Client, MissingScope, Scope};
 use wiremock::matchers::{header, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::sepolo::{KEY, get_fixture, query_string, setup};
+use common::query_string;
+use common::sepolo::{KEY, get_fixture, setup};
 
 #[tokio::test]
 async fn me_and_scopes() {

@@ -8,7 +8,8 @@ use serde_json::json;
 use wiremock::matchers::path;
 use wiremock::{Mock, ResponseTemplate};
 
-use common::sepolo::{get_fixture, query_string, setup, t};
+use common::query_string;
+use common::sepolo::{get_fixture, setup, t};
 
 #[tokio::test]
 async fn service_performance_and_its_split() {

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json as body_is, header, method, path};
 use wiremock::{Mock, Request, ResponseTemplate};
 
-use common::sepolo::{KEY, get_fixture, query_string, setup, t};
+use common::query_string;
+use common::sepolo::{KEY, get_fixture, setup, t};
 
 #[tokio::test]
 async fn service_reports_list_get_create() {

@@ -4,7 +4,8 @@ mod common;
 
 use iot_sdk::siliconwit::{Operator, Severity};
 
-use common::siliconwit::{get_fixture, query_string, setup};
+use common::query_string;
+use common::siliconwit::{get_fixture, setup};
 
 #[tokio::test]
 async fn alerts_list_get_history() {

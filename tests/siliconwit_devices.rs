@@ -8,7 +8,8 @@ use serde_json::json;
 use wiremock::matchers::path;
 use wiremock::{Mock, ResponseTemplate};
 
-use common::siliconwit::{get_fixture, query_string, setup};
+use common::query_string;
+use common::siliconwit::{get_fixture, setup};
 
 #[tokio::test]
 async fn devices_list_decodes_and_sends_filters() {

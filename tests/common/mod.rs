@@ -63,6 +63,32 @@ pub async fn only_request(server: &MockServer) -> wiremock::Request {
     reqs.remove(0)
 }
 
+/// The query string of the one request the server received.
+pub async fn query_string(server: &MockServer) -> Option<String> {
+    only_request(server).await.url.query().map(str::to_owned)
+}
+
+/// Mounts `GET path` answering with `fixtures/<vendor>/<name>.json`, requiring the credential
+/// header `auth` and `Accept: application/json`, exactly once; anything else meets the
+/// catch-all.
+pub async fn get_fixture_for(
+    server: &MockServer,
+    p: &str,
+    (vendor, name): (&str, &str),
+    auth: (&str, &str),
+) {
+    use wiremock::matchers::{header, method, path};
+    Mock::given(method("GET"))
+        .and(path(p))
+        .and(header(auth.0, auth.1))
+        .and(header("accept", "application/json"))
+        .respond_with(ok_fixture(vendor, name))
+        .expect(1)
+        .mount(server)
+        .await;
+    catch_all(server).await;
+}
+
 /// The request body as JSON.
 pub fn body_json(req: &wiremock::Request) -> serde_json::Value {
     serde_json::from_slice(&req.body).expect("a JSON body")

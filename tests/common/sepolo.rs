@@ -3,10 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use iot_sdk::sepolo::Client;
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
-use super::{catch_all, fast_retry, ok_fixture, only_request};
+use super::fast_retry;
 
 /// The key every Sepolo test client sends (in `X-Sepolo-Api-Key`).
 pub const KEY: &str = "sep_live_test_key";
@@ -30,20 +29,13 @@ pub fn t(s: &str) -> DateTime<Utc> {
 
 /// Mounts `GET path` answering with a fixture, requiring the key header, exactly once.
 pub async fn get_fixture(server: &MockServer, p: &str, fixture_name: &str) {
-    Mock::given(method("GET"))
-        .and(path(p))
-        .and(header("x-sepolo-api-key", KEY))
-        .and(header("accept", "application/json"))
-        .respond_with(ok_fixture("sepolo", fixture_name))
-        .expect(1)
-        .mount(server)
-        .await;
-    catch_all(server).await;
-}
-
-/// The query string of the one request the server received.
-pub async fn query_string(server: &MockServer) -> Option<String> {
-    only_request(server).await.url.query().map(str::to_owned)
+    super::get_fixture_for(
+        server,
+        p,
+        ("sepolo", fixture_name),
+        ("x-sepolo-api-key", KEY),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,10 +2,9 @@
 //! `siliconwit_simulator`.
 
 use iot_sdk::siliconwit::Client;
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
-use super::{catch_all, fast_retry, ok_fixture, only_request};
+use super::fast_retry;
 
 /// The key every SiliconWit test client sends (as a bearer token).
 pub const KEY: &str = "swk_test_key";
@@ -24,19 +23,8 @@ pub async fn setup() -> (MockServer, Client) {
 
 /// Mounts `GET path` answering with a fixture, requiring the bearer key, exactly once.
 pub async fn get_fixture(server: &MockServer, p: &str, name: &str) {
-    Mock::given(method("GET"))
-        .and(path(p))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .respond_with(ok_fixture("siliconwit", name))
-        .expect(1)
-        .mount(server)
-        .await;
-    catch_all(server).await;
-}
-
-/// The query string of the one request the server received.
-pub async fn query_string(server: &MockServer) -> Option<String> {
-    only_request(server).await.url.query().map(str::to_owned)
+    let bearer = format!("Bearer {KEY}");
+    super::get_fixture_for(server, p, ("siliconwit", name), ("authorization", &bearer)).await;
 }
 
 // ---------------------------------------------------------------------------------------------
