@@ -230,6 +230,23 @@ macro_rules! common_builder_methods {
             self
         }
 
+        /// The key from `<prefix>_API_KEY` (required) and the base URL from `<prefix>_BASE_URL`
+        /// (optional), read through `get` (the process environment, or a test's map).
+        pub(crate) fn from_env_lookup(
+            self,
+            get: &dyn Fn(&str) -> Option<String>,
+            prefix: &str,
+        ) -> $crate::Result<Self> {
+            let key = $crate::env::env_required(get, &format!("{prefix}_API_KEY"))?;
+            let b = self.api_key(key);
+            Ok(
+                match $crate::env::env_value(get, &format!("{prefix}_BASE_URL")) {
+                    Some(url) => b.base_url(url),
+                    None => b,
+                },
+            )
+        }
+
         /// The largest response body accepted (default 64 MiB).
         #[must_use]
         pub fn max_response_bytes(mut self, bytes: usize) -> Self {

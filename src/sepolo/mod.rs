@@ -27,7 +27,6 @@ use serde::de::DeserializeOwned;
 use crate::List;
 use crate::auth::{ApiKey, Auth};
 use crate::call::Call;
-use crate::env::{env_required, env_value};
 use crate::envelope::{Envelope, One, RawPage};
 use crate::error::{Error, Result};
 pub(crate) use crate::list::stamp;
@@ -188,11 +187,7 @@ impl Client {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let mut b = Client::builder().api_key(env_required(&get, "SEPOLO_API_KEY")?);
-        if let Some(u) = env_value(&get, "SEPOLO_BASE_URL") {
-            b = b.base_url(u);
-        }
-        b.build()
+        Client::builder().from_env_lookup(&get, "SEPOLO")?.build()
     }
 
     /// `GET /api/v1/me`: who the key is, its organization, scopes and data boundaries.

@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{ApiKey, Auth, TokenSource};
-use crate::env::{env_required, env_value};
+use crate::env::env_value;
 use crate::envelope::{Envelope, One, RawPage};
 use crate::error::{Error, ErrorCode, Result};
 use crate::list::{List, Paging, TokenParam};
@@ -341,14 +341,11 @@ impl Client {
     }
 
     fn builder_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
-        let mut b = Client::builder().api_key(env_required(&get, "SGT_API_KEY")?);
-        if let Some(t) = env_value(&get, "SGT_TENANT") {
-            b = b.tenant(t);
-        }
-        if let Some(u) = env_value(&get, "SGT_BASE_URL") {
-            b = b.base_url(u);
-        }
-        Ok(b)
+        let b = Client::builder().from_env_lookup(&get, "SGT")?;
+        Ok(match env_value(&get, "SGT_TENANT") {
+            Some(tenant) => b.tenant(tenant),
+            None => b,
+        })
     }
 
     /// Devices: list, register, read, update, delete, commands, count.

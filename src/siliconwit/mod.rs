@@ -29,7 +29,6 @@ use serde::de::DeserializeOwned;
 use crate::List;
 use crate::auth::{ApiKey, Auth};
 use crate::call::Call;
-use crate::env::{env_required, env_value};
 use crate::envelope::{Envelope, One, RawPage};
 use crate::error::Result;
 use crate::list::{Paging, TokenParam};
@@ -144,11 +143,9 @@ impl Client {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let mut b = Client::builder().api_key(env_required(&get, "SILICONWIT_API_KEY")?);
-        if let Some(u) = env_value(&get, "SILICONWIT_BASE_URL") {
-            b = b.base_url(u);
-        }
-        b.build()
+        Client::builder()
+            .from_env_lookup(&get, "SILICONWIT")?
+            .build()
     }
 
     /// Devices and their telemetry.
