@@ -21,8 +21,9 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -160,9 +161,35 @@ type Rest<T> = Box<dyn Iterator<Item = PageStream<T>> + Send>;
 pub struct PageStream<T> {
     fetch: FetchPage<T>,
     state: State<T>,
-    seen: HashSet<PageToken>,
+    seen: SeenTokens,
     prefetch: bool,
     rest: Option<Rest<T>>,
+}
+
+/// The page tokens a stream has been given, kept as 64-bit fingerprints (keyed per stream), so
+/// that a server repeating a cursor is caught without keeping every cursor in memory: 8 bytes a
+/// page, whatever the cursor's length.
+struct SeenTokens {
+    hasher: RandomState,
+    fingerprints: HashSet<u64>,
+}
+
+impl SeenTokens {
+    fn new() -> Self {
+        SeenTokens {
+            hasher: RandomState::new(),
+            fingerprints: HashSet::new(),
+        }
+    }
+
+    /// `false` when `token` was seen before.
+    fn insert(&mut self, token: &PageToken) -> bool {
+        self.fingerprints.insert(self.hasher.hash_one(token))
+    }
+
+    fn len(&self) -> usize {
+        self.fingerprints.len()
+    }
 }
 
 impl<T> fmt::Debug for PageStream<T> {
@@ -189,9 +216,9 @@ impl<T> Unpin for PageStream<T> {}
 
 impl<T: Send + 'static> PageStream<T> {
     pub(crate) fn new(fetch: FetchPage<T>, first: Option<PageToken>) -> Self {
-        let mut seen = HashSet::new();
+        let mut seen = SeenTokens::new();
         if let Some(t) = &first {
-            seen.insert(t.clone());
+            seen.insert(t);
         }
         PageStream {
             fetch,
@@ -248,7 +275,7 @@ impl<T: Send + 'static> PageStream<T> {
         PageStream {
             fetch,
             state: State::Failed(err),
-            seen: HashSet::new(),
+            seen: SeenTokens::new(),
             prefetch: false,
             rest: None,
         }
@@ -265,7 +292,7 @@ impl<T: Send + 'static> PageStream<T> {
     pub fn items(self) -> ItemStream<T> {
         ItemStream {
             pages: self,
-            buffer: VecDeque::new(),
+            buffer: Vec::new().into_iter(),
         }
     }
 
@@ -281,7 +308,7 @@ impl<T: Send + 'static> PageStream<T> {
                 // Only server-issued cursors can loop; offsets are computed by the SDK, which
                 // may step back on purpose (see the offset reader in `list.rs`).
                 let server_token = matches!(token, PageToken::Cursor(_));
-                if server_token && !self.seen.insert(token.clone()) {
+                if server_token && !self.seen.insert(token) {
                     return State::Failed(protocol(
                         page,
                         &format!(
@@ -404,7 +431,8 @@ impl<T: Send + 'static> Stream for PageStream<T> {
 #[must_use = "streams do nothing unless polled"]
 pub struct ItemStream<T> {
     pages: PageStream<T>,
-    buffer: VecDeque<T>,
+    /// The rest of the current page, in place (no item is moved until it is yielded).
+    buffer: std::vec::IntoIter<T>,
 }
 
 impl<T> fmt::Debug for ItemStream<T> {
@@ -432,14 +460,14 @@ impl<T: Send + 'static> Stream for ItemStream<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            if let Some(item) = this.buffer.pop_front() {
+            if let Some(item) = this.buffer.next() {
                 return Poll::Ready(Some(Ok(item)));
             }
             match Pin::new(&mut this.pages).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(Some(Ok(page))) => this.buffer.extend(page.items),
+                Poll::Ready(Some(Ok(page))) => this.buffer = page.items.into_iter(),
             }
         }
     }

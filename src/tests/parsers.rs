@@ -159,6 +159,9 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just("details".to_owned()),
         Just("request_id".to_owned()),
         Just("error_description".to_owned()),
+        Just("meta".to_owned()),
+        Just("requestId".to_owned()),
+        Just("a/b~c".to_owned()),
         any::<String>(),
     ];
     leaf.prop_recursive(4, 48, 6, move |inner| {
@@ -277,4 +280,41 @@ fn vendor_error_shapes_keep_their_fields() {
             prop_assert_eq!(api.details(), Some(&json!({"field": code})));
         }
     });
+}
+
+fn pointer() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("/meta/request_id".to_owned()),
+        Just("/error/request_id".to_owned()),
+        Just("/request_id".to_owned()),
+        Just("/requestId".to_owned()),
+        Just("/a~1b~0c".to_owned()),
+        Just("/0".to_owned()),
+        Just("/1/0".to_owned()),
+        Just("/00".to_owned()),
+        "(/[a-z_~01]{0,8}){1,4}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(proptest_config())]
+
+    /// The one-pass reader finds exactly what `Value::pointer` finds, in any JSON, at any
+    /// pointer (duplicate keys, arrays, escapes, strings at the root included).
+    #[test]
+    fn string_at_is_value_pointer(v in json_value(), p in pointer()) {
+        let body = serde_json::to_vec(&v).unwrap();
+        let expected = v.pointer(&p).and_then(Value::as_str).map(str::to_owned);
+        prop_assert_eq!(crate::transport::string_at(&body, &p), expected);
+    }
+
+    /// A request id in an envelope is found whatever the rest of the body holds; bytes that are
+    /// not JSON give none and never panic.
+    #[test]
+    fn string_at_finds_the_request_id_among_anything(data in json_value(), id in "\\PC{0,40}", junk in prop::collection::vec(any::<u8>(), 0..256)) {
+        let body = serde_json::to_vec(&json!({"data": data, "meta": {"request_id": id}})).unwrap();
+        prop_assert_eq!(crate::transport::string_at(&body, "/meta/request_id"), Some(id));
+        let _ = crate::transport::string_at(&junk, "/meta/request_id");
+    }
 }

@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -36,6 +37,8 @@ pub(crate) use builder::TransportBuilder;
 )]
 pub(crate) use builder::parse_base_url;
 pub use meta::ResponseMeta;
+#[cfg(test)]
+pub(crate) use meta::string_at;
 use request::Target;
 pub(crate) use request::{Request, check_segment};
 /// The SDK's own product token, sent in `User-Agent`.
@@ -44,7 +47,7 @@ pub(crate) const SDK_USER_AGENT: &str = concat!("iot-sdk/", env!("CARGO_PKG_VERS
 /// A success response with its body read.
 #[derive(Debug)]
 pub(crate) struct Response {
-    pub(crate) body: Vec<u8>,
+    pub(crate) body: Bytes,
     pub(crate) meta: ResponseMeta,
     /// The credentials the request carried, so that error text echoing them can be redacted.
     pub(super) redactor: Redactor,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -27,7 +28,7 @@ pub(crate) struct Request {
     pub(super) target: Target,
     pub(super) query: Option<String>,
     pub(super) headers: HeaderMap,
-    pub(super) body: Option<(HeaderValue, Vec<u8>)>,
+    pub(super) body: Option<(HeaderValue, Bytes)>,
     pub(super) idempotent: bool,
     pub(super) retry: Option<RetryPolicy>,
     pub(super) timeout: Option<Duration>,
@@ -109,7 +110,7 @@ impl Request {
     pub(crate) fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| Error::invalid_input(format!("request body: {e}")))?;
-        self.body = Some((HeaderValue::from_static("application/json"), bytes));
+        self.body = Some((HeaderValue::from_static("application/json"), bytes.into()));
         Ok(self)
     }
 
@@ -123,7 +124,7 @@ impl Request {
             .map_err(|e| Error::invalid_input(format!("form body: {e}")))?;
         self.body = Some((
             HeaderValue::from_static("application/x-www-form-urlencoded"),
-            s.into_bytes(),
+            s.into_bytes().into(),
         ));
         Ok(self)
     }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::{Bytes, BytesMut};
 use reqwest::header::CONTENT_TYPE;
 use url::Url;
 
@@ -253,10 +254,14 @@ fn transport_error(
 
 type BodyError = (TransportErrorKind, String, Option<reqwest::Error>);
 
+/// Reads the body, refusing one over `max` bytes. A body of known length is taken as hyper
+/// collected it (its framing holds it to the declared length, so the size check before reading
+/// is the cap); one of unknown length is read chunk by chunk, counted against `max`, and joined
+/// once at the end (not at all when it came in one chunk).
 async fn read_body(
     mut resp: reqwest::Response,
     max: usize,
-) -> std::result::Result<Vec<u8>, BodyError> {
+) -> std::result::Result<Bytes, BodyError> {
     let too_large = || {
         (
             TransportErrorKind::ResponseTooLarge,
@@ -264,33 +269,37 @@ async fn read_body(
             None,
         )
     };
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Err(too_large());
+    let failed = |e: reqwest::Error| {
+        let kind = if e.is_timeout() {
+            TransportErrorKind::Timeout
+        } else {
+            TransportErrorKind::Request
+        };
+        let msg = format!("reading the response body failed: {}", describe_reqwest(&e));
+        (kind, msg, Some(e))
+    };
+    match resp.content_length() {
+        Some(n) if n > max as u64 => return Err(too_large()),
+        Some(_) => return resp.bytes().await.map_err(failed),
+        None => {}
     }
-    let expected = resp
-        .content_length()
-        .map_or(0, |n| usize::try_from(n).unwrap_or(max));
-    let mut body = Vec::with_capacity(expected.min(max));
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len().saturating_add(chunk.len()) > max {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                let kind = if e.is_timeout() {
-                    TransportErrorKind::Timeout
-                } else {
-                    TransportErrorKind::Request
-                };
-                let msg = format!("reading the response body failed: {}", describe_reqwest(&e));
-                return Err((kind, msg, Some(e)));
-            }
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len: usize = 0;
+    while let Some(chunk) = resp.chunk().await.map_err(failed)? {
+        len = len.saturating_add(chunk.len());
+        if len > max {
+            return Err(too_large());
         }
+        chunks.push(chunk);
     }
+    if chunks.len() <= 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    let mut body = BytesMut::with_capacity(len);
+    for chunk in chunks {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn with_attempts(mut e: Error, attempts: u32) -> Error {
