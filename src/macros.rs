@@ -232,7 +232,7 @@ macro_rules! common_builder_methods {
 
         /// The key from `<prefix>_API_KEY` (required) and the base URL from `<prefix>_BASE_URL`
         /// (optional), read through `get` (the process environment, or a test's map).
-        pub(crate) fn from_env_lookup(
+        pub(crate) fn with_env_lookup(
             self,
             get: &dyn Fn(&str) -> Option<String>,
             prefix: &str,

@@ -187,7 +187,7 @@ impl Client {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        Client::builder().from_env_lookup(&get, "SEPOLO")?.build()
+        Client::builder().with_env_lookup(&get, "SEPOLO")?.build()
     }
 
     /// `GET /api/v1/me`: who the key is, its organization, scopes and data boundaries.

@@ -341,7 +341,7 @@ impl Client {
     }
 
     fn builder_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
-        let b = Client::builder().from_env_lookup(&get, "SGT")?;
+        let b = Client::builder().with_env_lookup(&get, "SGT")?;
         Ok(match env_value(&get, "SGT_TENANT") {
             Some(tenant) => b.tenant(tenant),
             None => b,

@@ -144,7 +144,7 @@ impl Client {
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         Client::builder()
-            .from_env_lookup(&get, "SILICONWIT")?
+            .with_env_lookup(&get, "SILICONWIT")?
             .build()
     }
 
