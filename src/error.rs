@@ -167,16 +167,38 @@ impl Error {
 /// The method and path of the request an error belongs to, e.g. `GET /v1/devices/dev_42`.
 ///
 /// The query string is left out (it can be long); no credential is ever part of either.
+///
+/// Cheap to clone: every response's metadata and every error of a call share one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
-    method: String,
-    path: String,
+    method: std::borrow::Cow<'static, str>,
+    path: std::sync::Arc<str>,
 }
 
 impl RequestInfo {
     pub(crate) fn new(method: impl Into<String>, path: impl Into<String>) -> Self {
         Self {
-            method: method.into(),
+            method: std::borrow::Cow::Owned(method.into()),
+            path: path.into().into(),
+        }
+    }
+
+    /// The request of `method` (a standard one needs no allocation) to `path`.
+    pub(crate) fn of(method: &reqwest::Method, path: &str) -> Self {
+        use reqwest::Method as M;
+        use std::borrow::Cow::{Borrowed, Owned};
+        let method = match *method {
+            M::GET => Borrowed("GET"),
+            M::POST => Borrowed("POST"),
+            M::PUT => Borrowed("PUT"),
+            M::PATCH => Borrowed("PATCH"),
+            M::DELETE => Borrowed("DELETE"),
+            M::HEAD => Borrowed("HEAD"),
+            M::OPTIONS => Borrowed("OPTIONS"),
+            _ => Owned(method.as_str().to_owned()),
+        };
+        Self {
+            method,
             path: path.into(),
         }
     }

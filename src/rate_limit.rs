@@ -60,16 +60,17 @@ impl RateLimit {
     /// Parses the headers of a response. `received` is when it arrived (the local clock, used only
     /// when the response has no valid `Date` header).
     pub fn from_headers(headers: &HeaderMap, received: SystemTime) -> Self {
-        let now = server_now(headers).unwrap_or(received);
+        // The server's clock is read (its `Date` parsed) only when a header needs it.
+        let now = || server_now(headers).unwrap_or(received);
         let reset_raw = header_u64(headers, "x-ratelimit-reset");
         let (reset_at, reset_after) = match reset_raw {
             Some(v) if v < EPOCH_THRESHOLD => {
                 let after = Duration::from_secs(v);
-                (to_datetime(now.checked_add(after)), Some(after))
+                (to_datetime(now().checked_add(after)), Some(after))
             }
             Some(v) => {
                 let at = UNIX_EPOCH.checked_add(Duration::from_secs(v));
-                let after = at.map(|at| at.duration_since(now).unwrap_or(Duration::ZERO));
+                let after = at.map(|at| at.duration_since(now()).unwrap_or(Duration::ZERO));
                 (to_datetime(at), after)
             }
             None => (None, None),
@@ -84,7 +85,7 @@ impl RateLimit {
             retry_after: headers
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, now)),
+                .and_then(|v| parse_retry_after(v, now())),
         }
     }
 

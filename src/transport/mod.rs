@@ -125,7 +125,7 @@ impl Transport {
     /// Sends a call; `Ok` only for a 2xx response.
     pub(crate) async fn send(&self, req: Request) -> Result<Response> {
         let url = self.url(&req)?;
-        let info = RequestInfo::new(req.method.as_str(), url.path());
+        let info = RequestInfo::of(&req.method, url.path());
         let span = tracing::debug_span!(
             "iot_sdk.request",
             vendor = self.inner.vendor.name,
