@@ -37,20 +37,26 @@ pub(crate) fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<()> 
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
+    fn instant(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
     #[test]
     fn windows_are_consecutive_half_open_and_bounded() {
         let max = TimeDelta::days(31);
-        let from = t("2026-01-01T00:00:00Z");
-        let to = t("2026-04-01T00:00:00Z"); // 90 days
+        let from = instant("2026-01-01T00:00:00Z");
+        let to = instant("2026-04-01T00:00:00Z"); // 90 days
         let w: Vec<_> = windows(from, to, max).collect();
         assert_eq!(w.len(), 3);
-        assert_eq!(w[0], (from, t("2026-02-01T00:00:00Z")));
-        assert_eq!(w[1], (t("2026-02-01T00:00:00Z"), t("2026-03-04T00:00:00Z")));
-        assert_eq!(w[2], (t("2026-03-04T00:00:00Z"), to));
+        assert_eq!(w[0], (from, instant("2026-02-01T00:00:00Z")));
+        assert_eq!(
+            w[1],
+            (
+                instant("2026-02-01T00:00:00Z"),
+                instant("2026-03-04T00:00:00Z")
+            )
+        );
+        assert_eq!(w[2], (instant("2026-03-04T00:00:00Z"), to));
         for pair in w.windows(2) {
             assert_eq!(pair[0].1, pair[1].0, "no gap, no overlap");
         }
@@ -64,7 +70,7 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let a = t("2026-01-01T00:00:00Z");
+        let a = instant("2026-01-01T00:00:00Z");
         assert!(check_range(a, a + TimeDelta::seconds(1)).is_ok());
         assert!(matches!(check_range(a, a), Err(Error::InvalidInput(_))));
         assert!(matches!(

@@ -41,7 +41,7 @@ where
     })
 }
 
-fn t(s: &str) -> DateTime<Utc> {
+fn instant(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
@@ -125,14 +125,20 @@ fn sepolo_endpoints() -> Vec<Endpoint<iot_sdk::sepolo::Client>> {
         Endpoint {
             template: &["api", "v1", "devices", ID, "telemetry"],
             call: |c, a, _| {
-                let (from, to) = (t("2026-05-01T00:00:00Z"), t("2026-05-02T00:00:00Z"));
+                let (from, to) = (
+                    instant("2026-05-01T00:00:00Z"),
+                    instant("2026-05-02T00:00:00Z"),
+                );
                 outcome(c.devices().telemetry(a, from, to).send())
             },
         },
         Endpoint {
             template: &["api", "v1", "devices", ID, "pointguard", "cycles"],
             call: |c, a, _| {
-                let (from, to) = (t("2026-05-01T00:00:00Z"), t("2026-05-02T00:00:00Z"));
+                let (from, to) = (
+                    instant("2026-05-01T00:00:00Z"),
+                    instant("2026-05-02T00:00:00Z"),
+                );
                 outcome(c.devices().cycles(a, from, to).send())
             },
         },
@@ -152,7 +158,10 @@ fn sepolo_endpoints() -> Vec<Endpoint<iot_sdk::sepolo::Client>> {
         Endpoint {
             template: &["api", "v1", "devices", ID, "movements"],
             call: |c, a, _| {
-                let (from, to) = (t("2026-05-01T00:00:00Z"), t("2026-05-02T00:00:00Z"));
+                let (from, to) = (
+                    instant("2026-05-01T00:00:00Z"),
+                    instant("2026-05-02T00:00:00Z"),
+                );
                 outcome(c.devices().movements(a, from, to).send())
             },
         },

@@ -7,7 +7,7 @@ use iot_sdk::Error;
 use iot_sdk::sepolo::AssetStatusFilter;
 
 use common::query_string;
-use common::sepolo::{get_fixture, setup, t};
+use common::sepolo::{get_fixture, instant, setup};
 
 #[tokio::test]
 async fn assets_list_with_every_filter() {
@@ -16,7 +16,7 @@ async fn assets_list_with_every_filter() {
     let page = sepolo
         .assets()
         .list()
-        .updated_since(t("2026-05-01T00:00:00Z"))
+        .updated_since(instant("2026-05-01T00:00:00Z"))
         .group_id(12)
         .customer_id("CUST-10042")
         .status(AssetStatusFilter::Active)

@@ -12,7 +12,7 @@ use wiremock::matchers::path;
 use wiremock::{Mock, Request, ResponseTemplate};
 
 use common::query_string;
-use common::sepolo::{get_fixture, setup, t};
+use common::sepolo::{get_fixture, instant, setup};
 
 #[tokio::test]
 async fn devices_list_and_get() {
@@ -21,7 +21,7 @@ async fn devices_list_and_get() {
     let page = sepolo
         .devices()
         .list()
-        .updated_since(t("2026-05-01T00:00:00Z"))
+        .updated_since(instant("2026-05-01T00:00:00Z"))
         .group_id(12)
         .status(2)
         .page_size(100)
@@ -55,8 +55,8 @@ async fn device_telemetry_with_every_filter() {
         .devices()
         .telemetry(
             "SEP-DEVICE-001",
-            t("2026-05-27T00:00:00Z"),
-            t("2026-05-28T00:00:00Z"),
+            instant("2026-05-27T00:00:00Z"),
+            instant("2026-05-28T00:00:00Z"),
         )
         .metrics(["current", "temperature"])
         .telemetry_type(1)
@@ -72,7 +72,7 @@ async fn device_telemetry_with_every_filter() {
         )
     );
     let s = &page.items()[0];
-    assert_eq!(s.stamp, t("2026-05-27T12:00:00Z"));
+    assert_eq!(s.stamp, instant("2026-05-27T12:00:00Z"));
     assert_eq!(s.current, Some(8.4));
     assert_eq!(s.cycle_sample_index, Some(42));
     assert_eq!(s.cycle_sample_count, Some(142));
@@ -85,7 +85,7 @@ fn samples_responder(req: &Request) -> ResponseTemplate {
     let to: DateTime<Utc> = q["to"].parse().unwrap();
     assert!(to - from <= Duration::days(31));
     let all: Vec<DateTime<Utc>> = (0..)
-        .map(|i| t("2026-01-01T00:00:00Z") + Duration::hours(3 * i))
+        .map(|i| instant("2026-01-01T00:00:00Z") + Duration::hours(3 * i))
         .skip_while(|s| *s < from)
         .take_while(|s| *s < to)
         .collect();
@@ -107,7 +107,7 @@ async fn a_90_day_telemetry_query_is_split_complete_and_ordered() {
         .respond_with(samples_responder)
         .mount(&server)
         .await;
-    let from = t("2026-01-01T00:00:00Z");
+    let from = instant("2026-01-01T00:00:00Z");
     let samples: Vec<_> = sepolo
         .devices()
         .telemetry("D", from, from + Duration::days(90))
@@ -133,7 +133,7 @@ async fn a_90_day_telemetry_query_is_split_complete_and_ordered() {
 async fn telemetry_needs_a_real_range() {
     let (server, sepolo) = setup().await;
     catch_all(&server).await;
-    let at = t("2026-01-01T00:00:00Z");
+    let at = instant("2026-01-01T00:00:00Z");
     assert!(matches!(
         sepolo.devices().telemetry("D", at, at).send().await,
         Err(Error::InvalidInput(_))
@@ -170,8 +170,8 @@ async fn pointguard_cycles_and_samples() {
         .devices()
         .cycles(
             "SEP-DEVICE-001",
-            t("2026-05-27T00:00:00Z"),
-            t("2026-05-28T00:00:00Z"),
+            instant("2026-05-27T00:00:00Z"),
+            instant("2026-05-28T00:00:00Z"),
         )
         .send()
         .await
@@ -182,7 +182,7 @@ async fn pointguard_cycles_and_samples() {
     );
     let c = &page.items()[0];
     assert_eq!(c.cycle_id, "cyc_20260527_120000");
-    assert_eq!(c.stop, Some(t("2026-05-27T12:00:01.420Z")));
+    assert_eq!(c.stop, Some(instant("2026-05-27T12:00:01.420Z")));
     assert_eq!((c.samples, c.peak_current), (Some(142), Some(15.7)));
 
     let (server, sepolo) = setup().await;
@@ -216,8 +216,8 @@ async fn movements_and_signature() {
         .devices()
         .movements(
             "SEP-DEVICE-001",
-            t("2026-05-27T00:00:00Z"),
-            t("2026-05-28T00:00:00Z"),
+            instant("2026-05-27T00:00:00Z"),
+            instant("2026-05-28T00:00:00Z"),
         )
         .min_duration_seconds(5)
         .send()

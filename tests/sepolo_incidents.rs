@@ -3,7 +3,7 @@
 mod common;
 
 use common::query_string;
-use common::sepolo::{get_fixture, setup, t};
+use common::sepolo::{get_fixture, instant, setup};
 
 #[tokio::test]
 async fn incidents_with_every_filter() {
@@ -11,7 +11,10 @@ async fn incidents_with_every_filter() {
     get_fixture(&server, "/api/v1/incidents", "incidents").await;
     let page = sepolo
         .incidents()
-        .between(t("2026-05-01T00:00:00Z"), t("2026-06-01T00:00:00Z"))
+        .between(
+            instant("2026-05-01T00:00:00Z"),
+            instant("2026-06-01T00:00:00Z"),
+        )
         .device_id("SEP-DEVICE-001")
         .state(1)
         .page_size(10)

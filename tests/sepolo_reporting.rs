@@ -9,7 +9,7 @@ use wiremock::matchers::path;
 use wiremock::{Mock, ResponseTemplate};
 
 use common::query_string;
-use common::sepolo::{get_fixture, setup, t};
+use common::sepolo::{get_fixture, instant, setup};
 
 #[tokio::test]
 async fn service_performance_and_its_split() {
@@ -23,7 +23,10 @@ async fn service_performance_and_its_split() {
     let p = sepolo
         .reporting()
         .service_performance()
-        .between(t("2026-01-01T00:00:00Z"), t("2026-07-01T00:00:00Z"))
+        .between(
+            instant("2026-01-01T00:00:00Z"),
+            instant("2026-07-01T00:00:00Z"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -46,7 +49,10 @@ async fn service_performance_and_its_split() {
     let p = sepolo
         .reporting()
         .service_performance()
-        .between(t("2025-01-01T00:00:00Z"), t("2026-12-31T00:00:00Z"))
+        .between(
+            instant("2025-01-01T00:00:00Z"),
+            instant("2026-12-31T00:00:00Z"),
+        )
         .send()
         .await
         .unwrap();
@@ -65,7 +71,10 @@ async fn telemetry_daily_is_a_bare_array() {
     let days = sepolo
         .reporting()
         .telemetry_daily()
-        .between(t("2026-05-01T00:00:00Z"), t("2026-06-01T00:00:00Z"))
+        .between(
+            instant("2026-05-01T00:00:00Z"),
+            instant("2026-06-01T00:00:00Z"),
+        )
         .device_id("SEP-DEVICE-001")
         .send()
         .await
@@ -77,7 +86,7 @@ async fn telemetry_daily_is_a_bare_array() {
         )
     );
     assert_eq!(days.len(), 1);
-    assert_eq!(days[0].date, t("2026-05-13T00:00:00Z"));
+    assert_eq!(days[0].date, instant("2026-05-13T00:00:00Z"));
     assert_eq!(
         (days[0].samples, days[0].average_temperature),
         (Some(288), Some(18.4))

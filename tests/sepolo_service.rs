@@ -12,7 +12,7 @@ use wiremock::matchers::{body_json as body_is, header, method, path};
 use wiremock::{Mock, Request, ResponseTemplate};
 
 use common::query_string;
-use common::sepolo::{KEY, get_fixture, setup, t};
+use common::sepolo::{KEY, get_fixture, instant, setup};
 
 #[tokio::test]
 async fn service_reports_list_get_create() {
@@ -21,7 +21,10 @@ async fn service_reports_list_get_create() {
     let page = sepolo
         .service()
         .reports()
-        .between(t("2026-01-01T00:00:00Z"), t("2026-06-01T00:00:00Z"))
+        .between(
+            instant("2026-01-01T00:00:00Z"),
+            instant("2026-06-01T00:00:00Z"),
+        )
         .asset_id("a33b")
         .device_id("SEP-DEVICE-001")
         .state(3)
@@ -103,7 +106,10 @@ async fn visits_and_appointments() {
     let page = sepolo
         .service()
         .visits()
-        .between(t("2026-06-01T00:00:00Z"), t("2026-06-30T23:59:59Z"))
+        .between(
+            instant("2026-06-01T00:00:00Z"),
+            instant("2026-06-30T23:59:59Z"),
+        )
         .send()
         .await
         .unwrap();
@@ -122,7 +128,10 @@ async fn visits_and_appointments() {
     let page = sepolo
         .service()
         .appointments()
-        .between(t("2026-06-01T00:00:00Z"), t("2026-07-01T00:00:00Z"))
+        .between(
+            instant("2026-06-01T00:00:00Z"),
+            instant("2026-07-01T00:00:00Z"),
+        )
         .user_id("d2a8f5c1-6e3b-4f70-a9d4-1c7e5b8a2f63")
         .send()
         .await
@@ -150,7 +159,7 @@ async fn a_two_year_visits_query_is_split_into_366_day_windows_in_order() {
             assert!(to - from <= Duration::days(366));
             // One visit at the start of each 30-day period inside the window, two per page.
             let all: Vec<DateTime<Utc>> = (0..)
-                .map(|i| t("2025-01-01T00:00:00Z") + Duration::days(30 * i))
+                .map(|i| instant("2025-01-01T00:00:00Z") + Duration::days(30 * i))
                 .skip_while(|d| *d < from)
                 .take_while(|d| *d < to)
                 .collect();
@@ -161,8 +170,8 @@ async fn a_two_year_visits_query_is_split_into_366_day_windows_in_order() {
         })
         .mount(&server)
         .await;
-    let from = t("2025-01-01T00:00:00Z");
-    let to = t("2027-01-01T00:00:00Z");
+    let from = instant("2025-01-01T00:00:00Z");
+    let to = instant("2027-01-01T00:00:00Z");
     let visits: Vec<_> = sepolo
         .service()
         .visits()

@@ -31,7 +31,7 @@ async fn roomy_sim() -> SepoloSimulator {
     .await
 }
 
-fn t(s: &str) -> DateTime<Utc> {
+fn instant(s: &str) -> DateTime<Utc> {
     s.parse().expect("timestamp")
 }
 
@@ -119,7 +119,7 @@ async fn paging_10000_assets_under_faults_loses_and_repeats_nothing() {
 async fn a_90_day_telemetry_query_is_split_complete_and_ordered() {
     let sim = roomy_sim().await;
     let sepolo = client_for(&sim, KEY);
-    let from = t("2026-06-01T00:00:00Z");
+    let from = instant("2026-06-01T00:00:00Z");
     let to = from + TimeDelta::days(90);
     let samples: Vec<_> = sepolo
         .devices()
@@ -367,7 +367,10 @@ async fn window_and_page_limits_are_400() {
 async fn cycles_are_consistent_with_their_samples_and_movements() {
     let sim = roomy_sim().await;
     let sepolo = client_for(&sim, KEY);
-    let (from, to) = (t("2026-05-20T00:00:00Z"), t("2026-06-01T00:00:00Z"));
+    let (from, to) = (
+        instant("2026-05-20T00:00:00Z"),
+        instant("2026-06-01T00:00:00Z"),
+    );
     let cycles: Vec<_> = sepolo
         .devices()
         .cycles("SEP-DEVICE-001", from, to)
@@ -424,8 +427,8 @@ async fn cycles_are_consistent_with_their_samples_and_movements() {
         .devices()
         .telemetry(
             "SEP-DEVICE-001",
-            t("2026-05-27T00:00:00Z"),
-            t("2026-05-28T00:00:00Z"),
+            instant("2026-05-27T00:00:00Z"),
+            instant("2026-05-28T00:00:00Z"),
         )
         .cycle_id("cyc_20260527_120000")
         .items()
@@ -499,7 +502,10 @@ async fn telemetry_daily_is_a_bare_array() {
     let days = sepolo
         .reporting()
         .telemetry_daily()
-        .between(t("2026-05-01T00:00:00Z"), t("2026-05-08T00:00:00Z"))
+        .between(
+            instant("2026-05-01T00:00:00Z"),
+            instant("2026-05-08T00:00:00Z"),
+        )
         .send()
         .await
         .expect("telemetry daily");
@@ -719,7 +725,7 @@ async fn filters_narrow_every_list() {
     let recent: Vec<_> = sepolo
         .assets()
         .list()
-        .updated_since(t("2026-06-01T00:00:00Z"))
+        .updated_since(instant("2026-06-01T00:00:00Z"))
         .items()
         .try_collect()
         .await
@@ -729,7 +735,7 @@ async fn filters_narrow_every_list() {
         a.extra["updatedUtc"]
             .as_str()
             .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-            .is_some_and(|u| u > t("2026-06-01T00:00:00Z"))
+            .is_some_and(|u| u > instant("2026-06-01T00:00:00Z"))
     }));
     let children: Vec<_> = sepolo
         .assets()
@@ -757,7 +763,10 @@ async fn filters_narrow_every_list() {
         .expect("offline devices");
     assert!(offline.iter().all(|d| d.extra["status"] == 2));
 
-    let day = (t("2026-05-27T00:00:00Z"), t("2026-05-28T00:00:00Z"));
+    let day = (
+        instant("2026-05-27T00:00:00Z"),
+        instant("2026-05-28T00:00:00Z"),
+    );
     let temperature: Vec<_> = sepolo
         .devices()
         .telemetry("SEP-DEVICE-001", day.0, day.1)

@@ -17,7 +17,7 @@ use iot_sdk::sgt::{Client, DeviceUpdate, NewReport, Reading, ReportStatus};
 use iot_sdk_sim::Faults;
 use iot_sdk_sim::sgt::SgtSimulator;
 
-fn t(s: &str) -> DateTime<Utc> {
+fn instant(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
@@ -56,8 +56,8 @@ async fn a_90_day_query_is_split_and_complete() {
             .rate_limit_scale(100.0),
     )
     .await;
-    let from = t("2026-01-01T00:00:00Z");
-    let to = t("2026-04-01T00:00:00Z");
+    let from = instant("2026-01-01T00:00:00Z");
+    let to = instant("2026-04-01T00:00:00Z");
     let readings: Vec<Reading> = sgt
         .telemetry()
         .query("dev_1", "power_kw", from, to)
@@ -80,7 +80,7 @@ async fn a_90_day_query_is_split_and_complete() {
 }
 
 fn batch(devices: &[&str], n: usize) -> Vec<Reading> {
-    let origin = t("2026-06-01T00:00:00Z");
+    let origin = instant("2026-06-01T00:00:00Z");
     (0..n)
         .map(|i| {
             let d = devices[i % devices.len()];

@@ -25,7 +25,7 @@ async fn setup() -> (MockServer, Client) {
     (server, client)
 }
 
-fn t(s: &str) -> DateTime<Utc> {
+fn instant(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
@@ -52,8 +52,8 @@ async fn query_sends_the_series_and_range_and_decodes_readings() {
         .query(
             "dev_42",
             "power_kw",
-            t("2026-05-24T00:00:00Z"),
-            t("2026-05-25T00:00:00Z"),
+            instant("2026-05-24T00:00:00Z"),
+            instant("2026-05-25T00:00:00Z"),
         )
         .limit(100)
         .send()
@@ -70,7 +70,7 @@ async fn query_sends_the_series_and_range_and_decodes_readings() {
     let r = &page.items()[0];
     assert_eq!(r.device_id, "dev_42");
     assert_eq!(r.metric, "power_kw");
-    assert_eq!(r.ts, t("2026-05-24T10:00:00Z"));
+    assert_eq!(r.ts, instant("2026-05-24T10:00:00Z"));
     assert_eq!(r.value, 12.7);
     assert!(!r.supersedes);
     assert!(!page.has_more());
@@ -86,7 +86,7 @@ fn series_responder() -> impl Fn(&Request) -> ResponseTemplate + Send + Sync + '
             to - from <= Duration::days(31),
             "window over 31 days: {from} {to}"
         );
-        let origin = t("2026-01-01T00:00:00Z");
+        let origin = instant("2026-01-01T00:00:00Z");
         let all: Vec<DateTime<Utc>> = (0..)
             .map(|i| origin + Duration::hours(6 * i))
             .skip_while(|ts| *ts < from)
@@ -113,7 +113,7 @@ async fn a_90_day_query_is_split_into_31_day_windows_and_is_complete() {
         .respond_with(series_responder())
         .mount(&server)
         .await;
-    let from = t("2026-01-01T00:00:00Z");
+    let from = instant("2026-01-01T00:00:00Z");
     let to = from + Duration::days(90);
     let readings: Vec<Reading> = sgt
         .telemetry()
@@ -152,7 +152,7 @@ async fn a_90_day_query_is_split_into_31_day_windows_and_is_complete() {
 async fn bad_ranges_and_limits_are_refused_before_sending() {
     let (server, sgt) = setup().await;
     catch_all(&server).await;
-    let at = t("2026-01-01T00:00:00Z");
+    let at = instant("2026-01-01T00:00:00Z");
     let tel = sgt.telemetry();
     for err in [
         tel.query("dev_42", "m", at, at).send().await.unwrap_err(),
@@ -225,15 +225,15 @@ async fn aggregate_sends_interval_and_fn_and_decodes_points() {
         .aggregate(
             "dev_42",
             "power_kw",
-            t("2026-05-23T10:00:00Z"),
-            t("2026-05-24T10:00:00Z"),
+            instant("2026-05-23T10:00:00Z"),
+            instant("2026-05-24T10:00:00Z"),
             Interval::minutes(15),
             AggregateFn::Avg,
         )
         .await
         .unwrap();
     assert_eq!(points.len(), 2);
-    assert_eq!(points[0].ts, t("2026-05-24T09:45:00Z"));
+    assert_eq!(points[0].ts, instant("2026-05-24T09:45:00Z"));
     assert_eq!(points[0].value, Some(12.41));
 }
 
@@ -248,8 +248,8 @@ async fn a_two_year_aggregate_is_split_on_interval_boundaries() {
         })
         .mount(&server)
         .await;
-    let from = t("2025-01-01T00:00:00Z");
-    let to = t("2027-01-01T00:00:00Z"); // 730 days
+    let from = instant("2025-01-01T00:00:00Z");
+    let to = instant("2027-01-01T00:00:00Z"); // 730 days
     let points = sgt
         .telemetry()
         .aggregate("dev_42", "m", from, to, Interval::days(7), AggregateFn::P95)
@@ -288,8 +288,8 @@ async fn export_returns_the_signed_location() {
         .export(
             "dev_42",
             "power_kw",
-            t("2025-01-01T00:00:00Z"),
-            t("2026-05-01T00:00:00Z"),
+            instant("2025-01-01T00:00:00Z"),
+            instant("2026-05-01T00:00:00Z"),
             ExportFormat::Csv,
         )
         .await
@@ -304,11 +304,11 @@ async fn export_returns_the_signed_location() {
     assert!(!shown.contains("X-Amz-Signature"), "{shown}");
     assert!(shown.contains("SignedUrl(https://exports.sgtsystems.com/acme-industries/exp_01HW3K9F2XK0M1.csv?[REDACTED])"), "{shown}");
     assert_eq!(e.format, Some(ExportFormat::Csv));
-    assert_eq!(e.expires_at, Some(t("2026-05-24T11:30:00Z")));
+    assert_eq!(e.expires_at, Some(instant("2026-05-24T11:30:00Z")));
 }
 
 fn readings(n: usize) -> Vec<Reading> {
-    let origin = t("2026-05-24T00:00:00Z");
+    let origin = instant("2026-05-24T00:00:00Z");
     (0..n)
         .map(|i| {
             Reading::new(
@@ -354,8 +354,8 @@ async fn ingest_sends_the_spec_body() {
     let summary = sgt
         .telemetry()
         .ingest([
-            Reading::new("dev_42", "power_kw", t("2026-05-24T10:00:00Z"), 12.7),
-            Reading::new("dev_42", "power_kw", t("2026-05-24T10:00:05Z"), 12.9).superseding(),
+            Reading::new("dev_42", "power_kw", instant("2026-05-24T10:00:00Z"), 12.7),
+            Reading::new("dev_42", "power_kw", instant("2026-05-24T10:00:05Z"), 12.9).superseding(),
         ])
         .send()
         .await

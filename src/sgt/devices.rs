@@ -206,7 +206,7 @@ impl Devices {
         Devices { client }
     }
 
-    fn t(&self) -> Transport {
+    fn transport(&self) -> Transport {
         self.client.transport.clone()
     }
 
@@ -240,7 +240,7 @@ impl Devices {
     /// ```
     pub fn create(&self, device: NewDevice) -> Call<Device> {
         let req = Request::new(Method::POST, ["devices"]).json(&device);
-        Call::new(self.t(), req, device_with_etag)
+        Call::new(self.transport(), req, device_with_etag)
     }
 
     /// Reads a device, with its ETag (from the body, or the `ETag` header).
@@ -254,7 +254,7 @@ impl Devices {
     pub fn get(&self, id: impl Into<DeviceId>) -> Call<Device> {
         let id = id.into();
         let req = Ok(Request::new(Method::GET, ["devices", id.as_str()]));
-        Call::new(self.t(), req, device_with_etag)
+        Call::new(self.transport(), req, device_with_etag)
     }
 
     /// Updates a device's name, tags or site. Add `.if_match(etag)` so a concurrent change is
@@ -274,7 +274,7 @@ impl Devices {
     pub fn update(&self, id: impl Into<DeviceId>, update: DeviceUpdate) -> Call<Device> {
         let id = id.into();
         let req = Request::new(Method::PATCH, ["devices", id.as_str()]).json(&update);
-        Call::new(self.t(), req, device_with_etag)
+        Call::new(self.transport(), req, device_with_etag)
     }
 
     /// Read-modify-write: reads the device, asks `change` for an update (`None`: nothing to do),
@@ -341,7 +341,7 @@ impl Devices {
     pub fn delete(&self, id: impl Into<DeviceId>) -> Call<()> {
         let id = id.into();
         let req = Ok(Request::new(Method::DELETE, ["devices", id.as_str()]));
-        Call::new(self.t(), req, no_content)
+        Call::new(self.transport(), req, no_content)
     }
 
     /// Issues an out-of-band command. Not retried after a possible delivery (a 500 or 502 is,
@@ -361,13 +361,13 @@ impl Devices {
         }
         let req = Request::new(Method::POST, ["devices", id.as_str(), "commands"])
             .json(&Body { command });
-        Call::new(self.t(), req, Wire::call)
+        Call::new(self.transport(), req, Wire::call)
     }
 
     /// The approximate number of devices.
     pub fn count(&self) -> Call<DeviceCount> {
         let req = Ok(Request::new(Method::GET, ["devices", "count"]));
-        Call::new(self.t(), req, Wire::call)
+        Call::new(self.transport(), req, Wire::call)
     }
 }
 

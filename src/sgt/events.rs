@@ -100,7 +100,7 @@ impl Events {
         Events { client }
     }
 
-    fn t(&self) -> Transport {
+    fn transport(&self) -> Transport {
         self.client.transport.clone()
     }
 
@@ -149,7 +149,7 @@ impl Events {
 
     fn state_change(&self, id: EventId, action: &str) -> Call<Event> {
         let req = Request::new(Method::POST, ["events", id.as_str(), action]).idempotent(true);
-        Call::new(self.t(), Ok(req), Wire::call)
+        Call::new(self.transport(), Ok(req), Wire::call)
     }
 
     /// Attaches an operator note for the audit trail. An empty or blank note is an
@@ -176,7 +176,7 @@ impl Events {
             Request::new(Method::POST, ["events", id.as_str(), "comment"])
                 .json(&Body { note: &note })
         };
-        Call::new(self.t(), req, Wire::call)
+        Call::new(self.transport(), req, Wire::call)
     }
 }
 

@@ -175,7 +175,7 @@ impl Reports {
         Reports { client }
     }
 
-    fn t(&self) -> Transport {
+    fn transport(&self) -> Transport {
         self.client.transport.clone()
     }
 
@@ -212,7 +212,7 @@ impl Reports {
     pub fn get(&self, id: impl Into<ReportId>) -> Call<Report> {
         let id = id.into();
         let req = Ok(Request::new(Method::GET, ["reports", id.as_str()]));
-        Call::new(self.t(), req, Wire::call)
+        Call::new(self.transport(), req, Wire::call)
     }
 
     /// Lists the tenant's recent runs; `.send()` for one page, `.pages()` or `.items()` to stream.
@@ -261,7 +261,7 @@ impl CreateReport {
     /// Requests the run.
     pub async fn send(self) -> Result<ReportRun> {
         let req = Request::new(Method::POST, ["reports"]).json(&self.report);
-        let mut call: Call<Report> = Call::new(self.reports.t(), req, Wire::call);
+        let mut call: Call<Report> = Call::new(self.reports.transport(), req, Wire::call);
         if let Some(p) = self.opts.retry {
             call = call.with_retry_policy(p);
         }

@@ -912,7 +912,7 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
+    fn instant(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
@@ -927,7 +927,7 @@ mod tests {
 
     #[test]
     fn reading_checks() {
-        let ok = Reading::new("dev_1", "m", t("2026-01-01T00:00:00Z"), 1.0);
+        let ok = Reading::new("dev_1", "m", instant("2026-01-01T00:00:00Z"), 1.0);
         assert!(ok.check(0).is_ok());
         assert!(
             Reading {
@@ -967,7 +967,7 @@ mod tests {
 
     #[test]
     fn supersedes_is_only_sent_when_set() {
-        let r = Reading::new("dev_1", "m", t("2026-01-01T00:00:00Z"), 1.5);
+        let r = Reading::new("dev_1", "m", instant("2026-01-01T00:00:00Z"), 1.5);
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"device_id":"dev_1","metric":"m","ts":"2026-01-01T00:00:00Z","value":1.5}"#

@@ -223,7 +223,7 @@ impl Webhooks {
         Webhooks { client }
     }
 
-    fn t(&self) -> Transport {
+    fn transport(&self) -> Transport {
         self.client.transport.clone()
     }
 
@@ -259,7 +259,7 @@ impl Webhooks {
                 .json(&webhook)
                 .map(Request::sensitive_response)
         });
-        Call::new(self.t(), req, created_webhook)
+        Call::new(self.transport(), req, created_webhook)
     }
 
     /// Changes an endpoint's events, URL or state, or rotates its secret. Add
@@ -289,7 +289,7 @@ impl Webhooks {
         }
         .and_then(|()| Request::new(Method::PATCH, ["webhooks", id.as_str()]).json(&update))
         .map(Request::sensitive_response);
-        Call::new(self.t(), req, updated_webhook)
+        Call::new(self.transport(), req, updated_webhook)
     }
 
     /// Unregisters an endpoint.
@@ -302,7 +302,7 @@ impl Webhooks {
     pub fn delete(&self, id: impl Into<WebhookId>) -> Call<()> {
         let id = id.into();
         let req = Ok(Request::new(Method::DELETE, ["webhooks", id.as_str()]));
-        Call::new(self.t(), req, no_content)
+        Call::new(self.transport(), req, no_content)
     }
 
     /// Sends a signed test payload to the endpoint, to check the receiver.
@@ -319,7 +319,7 @@ impl Webhooks {
             Method::POST,
             ["webhooks", id.as_str(), "test"],
         ));
-        Call::new(self.t(), req, Wire::call)
+        Call::new(self.transport(), req, Wire::call)
     }
 }
 

@@ -23,7 +23,7 @@ pub async fn setup() -> (MockServer, Client) {
 }
 
 /// Parses an RFC 3339 instant (test data).
-pub fn t(s: &str) -> DateTime<Utc> {
+pub fn instant(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 

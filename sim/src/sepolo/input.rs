@@ -209,26 +209,26 @@ mod tests {
 
     #[test]
     fn timestamps_in_the_forms_integrations_send() {
-        let t = |s: &str| parse_ts(s).map(|t| t.to_rfc3339());
+        let stamp = |s: &str| parse_ts(s).map(|t| t.to_rfc3339());
         assert_eq!(
-            t("2026-06-30T23:59:59Z").as_deref(),
+            stamp("2026-06-30T23:59:59Z").as_deref(),
             Some("2026-06-30T23:59:59+00:00")
         );
         assert_eq!(
-            t("2026-06-30T23:59:59 02:00").as_deref(),
+            stamp("2026-06-30T23:59:59 02:00").as_deref(),
             Some("2026-06-30T21:59:59+00:00")
         );
         assert_eq!(
-            t("2026-06-30T23:59:59").as_deref(),
+            stamp("2026-06-30T23:59:59").as_deref(),
             Some("2026-06-30T23:59:59+00:00")
         );
         assert_eq!(
-            t("2026-06-30").as_deref(),
+            stamp("2026-06-30").as_deref(),
             Some("2026-06-30T00:00:00+00:00")
         );
-        assert_eq!(t("yesterday"), None);
-        assert_eq!(t("-262143-01-01"), None);
-        assert_eq!(t("+12026-01-01T00:00:00Z"), None);
+        assert_eq!(stamp("yesterday"), None);
+        assert_eq!(stamp("-262143-01-01"), None);
+        assert_eq!(stamp("+12026-01-01T00:00:00Z"), None);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn slot_at_or_before(t: &DateTime<Utc>) -> i64 {
 }
 
 /// A stable 64-bit hash of a few numbers and a label: the source of every generated value.
-fn h(seed: u64, label: &str, a: u64, b: i64) -> u64 {
+fn mix(seed: u64, label: &str, a: u64, b: i64) -> u64 {
     let mut bytes = Vec::with_capacity(label.len() + 24);
     bytes.extend_from_slice(&seed.to_le_bytes());
     bytes.extend_from_slice(label.as_bytes());
@@ -279,7 +279,7 @@ impl Device {
 
     /// The reading of slot `k`: `{id, time, data}`, the same every time it is asked for.
     fn reading(&self, seed: u64, k: i64) -> Value {
-        let r = h(seed, "reading", self.hash, k);
+        let r = mix(seed, "reading", self.hash, k);
         // A daily cycle (96 slots a day) plus a little noise.
         let day_phase = TAU * (k.rem_euclid(96) as f64) / 96.0 + unit(self.hash) * TAU;
         let noise = unit(r) - 0.5;
@@ -480,7 +480,7 @@ impl Data {
     /// A new device id from `index` (eight hex digits, never one issued before).
     fn new_id(&self, index: u64) -> String {
         (0..)
-            .map(|attempt| format!("dev_{:08x}", h(self.seed, "device", index, attempt) >> 32))
+            .map(|attempt| format!("dev_{:08x}", mix(self.seed, "device", index, attempt) >> 32))
             .find(|id| !self.issued.contains(id) && id != "dev_a1b2c3d4")
             .unwrap_or_default()
     }
@@ -488,7 +488,7 @@ impl Data {
     /// Generates device number `index`, created at `created`.
     fn generate_device(&self, index: u64, created: DateTime<Utc>, now: DateTime<Utc>) -> Device {
         let id = self.new_id(index);
-        let hash = h(self.seed, "variation", index, 0);
+        let hash = mix(self.seed, "variation", index, 0);
         let kind = Kind::of_index(index);
         let place = PLACES
             .get(usize::try_from(hash % PLACES.len() as u64).unwrap_or(0))
@@ -566,11 +566,11 @@ fn generate_alert(
     taken: &mut HashSet<String>,
 ) -> Alert {
     let id = (0..)
-        .map(|attempt| format!("alert_{:06x}", h(seed, "alert", index, attempt) >> 40))
+        .map(|attempt| format!("alert_{:06x}", mix(seed, "alert", index, attempt) >> 40))
         .find(|id| !taken.contains(id) && id != "alert_abc123")
         .unwrap_or_default();
     taken.insert(id.clone());
-    let hash = h(seed, "alert-variation", index, 0);
+    let hash = mix(seed, "alert-variation", index, 0);
     let defs = device.kind.alert_defs();
     let which = usize::try_from(index / 3).unwrap_or(0) % defs.len().max(1);
     let (name, field, operator, threshold) = defs.get(which).copied().unwrap_or((
@@ -642,7 +642,7 @@ fn history(
     (0..count)
         .map(|j| {
             let n = i64::try_from(j).unwrap_or(i64::MAX);
-            let r = h(seed, "event", index, n);
+            let r = mix(seed, "event", index, n);
             let triggered_at = at;
             at -= ChronoDuration::minutes(30 + i64::try_from(r % (36 * 60)).unwrap_or(0));
             AlertEvent {
@@ -706,7 +706,7 @@ fn apply_fixture_alert(
     let mut events: Vec<AlertEvent> = (0..generated)
         .map(|j| {
             let n = i32::try_from(generated - j).unwrap_or(0);
-            let r = h(0, "fixture-event", 0, i64::from(n));
+            let r = mix(0, "fixture-event", 0, i64::from(n));
             let triggered_at = first_at + step * n;
             AlertEvent {
                 id: format!("evt_{suffix}{:04}", generated - j),
@@ -749,13 +749,13 @@ pub(crate) fn month_bounds(t: &DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) 
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
+    fn instant(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     #[test]
     fn the_default_fleet_matches_the_specs_example() {
-        let now = t("2026-03-10T12:07:00Z");
+        let now = instant("2026-03-10T12:07:00Z");
         let data = Data::seed(7, 5, now).unwrap();
         assert_eq!(data.devices.len(), 5);
         assert_eq!(data.devices[0].id, "dev_a1b2c3d4");
@@ -774,7 +774,7 @@ mod tests {
 
     #[test]
     fn readings_are_deterministic_newest_first_and_on_the_grid() {
-        let now = t("2026-03-10T12:07:00Z");
+        let now = instant("2026-03-10T12:07:00Z");
         let a = Data::seed(7, 3, now).unwrap();
         let b = Data::seed(7, 3, now).unwrap();
         let d = &a.devices[0];
@@ -798,7 +798,7 @@ mod tests {
 
     #[test]
     fn added_devices_come_last_and_removed_ids_are_not_reused() {
-        let now = t("2026-03-10T12:07:00Z");
+        let now = instant("2026-03-10T12:07:00Z");
         let mut data = Data::seed(1, 10, now).unwrap();
         let gone = data.devices[2].id.clone();
         assert!(data.remove_device(&gone));
@@ -808,8 +808,8 @@ mod tests {
         assert_ne!(id, gone);
         assert!(data.device(&id).unwrap().latest(1, &now).is_none());
         assert_eq!(
-            month_bounds(&t("2026-12-31T23:00:00Z")).1,
-            t("2027-01-01T00:00:00Z")
+            month_bounds(&instant("2026-12-31T23:00:00Z")).1,
+            instant("2027-01-01T00:00:00Z")
         );
     }
 }
