@@ -140,7 +140,7 @@ impl Transport {
         }
 
         let started = Instant::now();
-        let resp = match rb.send().await {
+        let mut resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => {
                 let kind = classify(&e);
@@ -154,7 +154,8 @@ impl Transport {
             }
         };
         let status = resp.status();
-        let headers = resp.headers().clone();
+        // Taken, not cloned: reading the body needs only its framing, which hyper keeps.
+        let headers = std::mem::take(resp.headers_mut());
         let received = SystemTime::now();
         let body = match read_body(resp, i.max_response_bytes).await {
             Ok(b) => b,
