@@ -71,7 +71,8 @@ pub struct Row {
     pub base: Vec<f64>,
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median (NaN for none).
+pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     match s.len() {

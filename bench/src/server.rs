@@ -13,14 +13,14 @@
 //! Knobs, changed by the driver between figures: the number of devices listed, a latency added
 //! to every response, and a token bucket that answers 429 with `Retry-After` when empty.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -116,8 +116,6 @@ pub struct Server {
     bucket: Mutex<Option<Bucket>>,
     /// 429s answered since the last reset of the bucket.
     pub throttled: AtomicU64,
-    /// Requests served.
-    pub requests: AtomicU64,
 }
 
 impl Server {
@@ -137,7 +135,6 @@ impl Server {
             latency_us: AtomicU64::new(0),
             bucket: Mutex::new(None),
             throttled: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
         })
     }
 
@@ -186,7 +183,6 @@ impl Server {
     }
 
     async fn before(&self) -> Result<(), Response> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let us = self.latency_us.load(Ordering::Relaxed);
         if us > 0 {
             tokio::time::sleep(Duration::from_micros(us)).await;
@@ -203,11 +199,35 @@ impl Server {
     }
 }
 
-fn json_headers() -> [(header::HeaderName, HeaderValue); 1] {
-    [(
+/// Whether responses carry `X-Request-Id` (on by default; off with `--no-request-id`).
+static SEND_REQUEST_ID: AtomicBool = AtomicBool::new(true);
+
+/// Responses without `X-Request-Id`, to measure the SDK's fallback of finding the request id
+/// in the body.
+pub fn omit_request_id() {
+    SEND_REQUEST_ID.store(false, Ordering::SeqCst);
+}
+
+/// Whether responses carry `X-Request-Id`.
+pub fn sends_request_id() -> bool {
+    SEND_REQUEST_ID.load(Ordering::Relaxed)
+}
+
+/// `Content-Type`, and the `X-Request-Id` both SGT ("every response, success or error") and
+/// SiliconWit send. Without it the SDK looks for the id in the body (see the README).
+fn json_headers() -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(2);
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
-    )]
+    );
+    if SEND_REQUEST_ID.load(Ordering::Relaxed) {
+        h.insert(
+            header::HeaderName::from_static("x-request-id"),
+            HeaderValue::from_static("req_bench"),
+        );
+    }
+    h
 }
 
 /// `limit`, `cursor` and `offset` of a query string (the values the SDK sends need no
