@@ -638,45 +638,10 @@ async fn fig8(s: &Servers, z: Sizes) -> R<Vec<Row>> {
     Ok(vec![time, throttled])
 }
 
-/// The spec's "Python — paginate through all devices", as written, its `API` constant pointed
-/// at the local server (its `print` goes to /dev/null).
-const PYTHON: &str = r#"import os, time, random
-import requests
-API = "@API@"
-headers = {
-    "Authorization": f"Bearer {os.environ['SGT_API_KEY']}",
-    "X-SGT-Tenant": "acme-industries",
-    "User-Agent": "acme-erp-sync/1.4.2",
-}
-def get_with_retry(url, params, max_attempts=5):
-    for attempt in range(max_attempts):
-        r = requests.get(url, headers=headers, params=params, timeout=30)
-        if r.status_code == 429:
-            wait = int(r.headers.get("Retry-After", "5"))
-            time.sleep(wait + random.uniform(0, 1))
-            continue
-        if 500 <= r.status_code < 600:
-            time.sleep(min(60, 2 ** attempt) + random.uniform(0, 1))
-            continue
-        r.raise_for_status()
-        return r.json()
-    raise RuntimeError("exhausted retries")
-def iter_devices():
-    cursor = None
-    while True:
-        params = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        page = get_with_retry(f"{API}/devices", params=params)
-        for d in page["data"]:
-            yield d
-        pg = page["meta"]["pagination"]
-        if not pg["has_more"]:
-            break
-        cursor = pg["next"]
-for device in iter_devices():
-    print(device["id"], device["name"], device["status"])
-"#;
+/// The SGT spec's two Python examples as printed (the one copy, which the simulator's tests also
+/// run), base URL from `SGT_API_BASE`. Its aggregate call is one request the bench server
+/// answers with an empty series; the rest is "paginate through all devices".
+const PYTHON: &str = include_str!("../../sim/tests/python/sgt_spec_examples.py");
 
 async fn fig_python(s: &Servers, z: Sizes) -> R<Vec<Row>> {
     let ok = std::process::Command::new("python3")
@@ -692,7 +657,7 @@ async fn fig_python(s: &Servers, z: Sizes) -> R<Vec<Row>> {
     s.sgt.set_total(n);
     let script = std::env::temp_dir().join(format!("iot-sdk-bench-{}.py", std::process::id()));
     let api = format!("http://127.0.0.1:{}/v1", s.sgt_port);
-    std::fs::write(&script, PYTHON.replace("@API@", &api))?;
+    std::fs::write(&script, PYTHON)?;
     let sdk = sgt::Client::builder()
         .api_key(KEY)
         .tenant("acme-industries")
@@ -711,6 +676,7 @@ async fn fig_python(s: &Servers, z: Sizes) -> R<Vec<Row>> {
         let status = std::process::Command::new("python3")
             .arg(&script)
             .env("SGT_API_KEY", KEY)
+            .env("SGT_API_BASE", &api)
             .stdout(std::process::Stdio::null())
             .status()?;
         row.base.push((measure::children() - before).cpu * 1e3);

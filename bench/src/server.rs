@@ -299,6 +299,13 @@ async fn list(State(s): State<Arc<Server>>, RawQuery(q): RawQuery) -> Response {
     (json_headers(), body).into_response()
 }
 
+/// `GET /v1/telemetry/aggregate`: an empty series (the spec's Python example asks for one
+/// before it pages the devices).
+async fn aggregate() -> Response {
+    let out = "{\"data\":[],\"meta\":{\"request_id\":\"req_bench_aggregate\"}}";
+    (json_headers(), out).into_response()
+}
+
 async fn ingest(State(s): State<Arc<Server>>, body: Bytes) -> Response {
     if let Err(r) = s.before().await {
         return r;
@@ -340,6 +347,7 @@ pub fn spawn(server: Arc<Server>) -> u16 {
                     .route("/v1/devices", get(list))
                     .route("/v1/devices/{id}", get(get_one))
                     .route("/v1/telemetry/ingest", post(ingest))
+                    .route("/v1/telemetry/aggregate", get(aggregate))
                     .with_state(server);
                 if let Err(e) = axum::serve(listener, app).await {
                     eprintln!("bench server on port {port} stopped: {e}");
