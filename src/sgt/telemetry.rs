@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Client, DeviceId, SignedUrl, Wire};
 use crate::List;
 use crate::call::{Call, CallOptions};
-use crate::envelope::Envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{Error, Result, TransportErrorKind};
 use crate::transport::Request;
 use crate::window::{check_range, windows};
@@ -434,8 +434,8 @@ impl AggregateTelemetry {
                 interval: self.interval,
                 func: &self.func,
             })?;
-            let (mut part, _) = Wire::call::<Vec<AggregatePoint>>(
-                self.client.transport.clone(),
+            let (mut part, _) = envelope::one::<Wire, Vec<AggregatePoint>>(
+                &self.client.transport,
                 self.opts.apply(req),
             )
             .await?;
@@ -844,7 +844,7 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
             };
         }
     };
-    let resp = Wire::call::<IngestResponse>(client.transport.clone(), req).await;
+    let resp = envelope::one::<Wire, IngestResponse>(&client.transport, req).await;
     let resp = match resp {
         Ok((data, _)) => data,
         Err(error) => {
