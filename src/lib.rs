@@ -69,6 +69,7 @@ mod call;
 mod env;
 mod envelope;
 pub mod error;
+pub mod intercept;
 mod list;
 pub mod paging;
 pub mod rate_limit;
@@ -96,13 +97,13 @@ pub mod siliconwit;
 pub use auth::{ApiKey, Auth, TokenSource};
 pub use call::Call;
 pub use error::{
-    ApiError, DecodeError, Error, ErrorCode, ProtocolError, RequestInfo, Result, TransportError,
+    ApiError, DecodeError, Error, ErrorCode, InterceptorError, ProtocolError, RequestInfo, Result, TransportError,
     TransportErrorKind,
 };
 pub use list::List;
 pub use paging::{ItemStream, Page, PageStream, PageToken};
 pub use rate_limit::{AllCalls, Bucket, BucketKind, RateLimit};
-pub use retry::{RetryBudget, RetryPolicy};
+pub use retry::{RetryBudget, RetryPolicy, RetryRule};
 pub use transport::ResponseMeta;
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use url::Url;
 use crate::auth::ApiKey;
 use crate::error::{Error, Result, snippet};
 use crate::rate_limit::BucketKind;
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, RetryRules};
 /// Where a request goes.
 #[allow(
     dead_code,
@@ -31,6 +31,8 @@ pub(crate) struct Request {
     pub(super) body: Option<(HeaderValue, Bytes)>,
     pub(super) idempotent: bool,
     pub(super) retry: Option<RetryPolicy>,
+    /// This call's own retry rules, asked before the client's.
+    pub(super) retry_rules: RetryRules,
     pub(super) timeout: Option<Duration>,
     pub(super) sensitive_response: bool,
     pub(super) authenticate: bool,
@@ -59,6 +61,7 @@ impl Request {
             body: None,
             idempotent,
             retry: None,
+            retry_rules: RetryRules::default(),
             timeout: None,
             sensitive_response: false,
             authenticate: true,
@@ -149,6 +152,14 @@ impl Request {
     pub(crate) fn retry(mut self, policy: Option<RetryPolicy>) -> Self {
         if policy.is_some() {
             self.retry = policy;
+        }
+        self
+    }
+
+    /// Retry rules for this call only, asked before the client's.
+    pub(crate) fn retry_rules(mut self, rules: &RetryRules) -> Self {
+        if !rules.is_empty() {
+            self.retry_rules = rules.clone();
         }
         self
     }
