@@ -67,15 +67,7 @@ pub(crate) trait Envelope: 'static {
         t: Transport,
         req: Request,
     ) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
-        Box::pin(async move {
-            match Self::ONE {
-                One::Data => {
-                    let (wire, meta) = t.send_json::<Data<T>>(req).await?;
-                    Ok((wire.data, meta))
-                }
-                One::Bare => t.send_json::<T>(req).await,
-            }
-        })
+        Box::pin(send_one(Self::ONE, t, req))
     }
 
     /// Sends `req` and turns the response into one page: the runner of a [`crate::List`].
@@ -87,6 +79,21 @@ pub(crate) trait Envelope: 'static {
             let (wire, meta) = t.send_json::<Self::Page<T>>(req).await?;
             Ok((Self::open_page(wire), meta))
         })
+    }
+}
+
+/// Sends `req` and opens one object as `one` says.
+pub(crate) async fn send_one<T: DeserializeOwned>(
+    one: One,
+    t: Transport,
+    req: Request,
+) -> Result<(T, ResponseMeta)> {
+    match one {
+        One::Data => {
+            let (wire, meta) = t.send_json::<Data<T>>(req).await?;
+            Ok((wire.data, meta))
+        }
+        One::Bare => t.send_json::<T>(req).await,
     }
 }
 

@@ -72,6 +72,7 @@ pub mod error;
 pub mod intercept;
 mod list;
 pub mod paging;
+pub mod raw;
 pub mod rate_limit;
 pub mod retry;
 pub(crate) mod transport;

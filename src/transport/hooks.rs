@@ -260,7 +260,7 @@ impl Transport {
     }
 
     /// A redactor of the client's own key, for what a hook's error says.
-    fn static_redactor(&self) -> Redactor {
+    pub(crate) fn static_redactor(&self) -> Redactor {
         Redactor::new(self.inner.auth.static_key())
     }
 }

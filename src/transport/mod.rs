@@ -97,6 +97,11 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
+    /// The vendor this client talks to.
+    pub(crate) fn profile(&self) -> &Profile {
+        &self.inner.vendor
+    }
+
     /// The base URL all paths are appended to.
     pub(crate) fn base_url(&self) -> &Url {
         &self.inner.base
