@@ -39,7 +39,13 @@ struct Metrics(Arc<Mutex<BTreeMap<String, Endpoint>>>);
 fn endpoint(method: &str, path: &str) -> String {
     let path: Vec<&str> = path
         .split('/')
-        .map(|s| if s.bytes().any(|b| b.is_ascii_digit()) && s != "v1" { "{id}" } else { s })
+        .map(|s| {
+            if s.bytes().any(|b| b.is_ascii_digit()) && s != "v1" {
+                "{id}"
+            } else {
+                s
+            }
+        })
         .collect();
     format!("{method} {}", path.join("/"))
 }
@@ -60,7 +66,8 @@ impl Metrics {
             let mut l = e.latencies.clone();
             l.sort();
             let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-            let statuses: Vec<String> = e.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+            let statuses: Vec<String> =
+                e.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
             println!(
                 "{name:<28} {:>6} {:>6} {:>8} {:>7} {:>8.1} {:>8.1}  {}",
                 e.calls,
@@ -87,7 +94,9 @@ impl Interceptor for Metrics {
             if a.retry_delay().is_some() {
                 e.retries += 1;
             }
-            let status = a.status().map_or_else(|| "io".to_owned(), |s| s.to_string());
+            let status = a
+                .status()
+                .map_or_else(|| "io".to_owned(), |s| s.to_string());
             *e.statuses.entry(status).or_default() += 1;
             e.latencies.push(a.elapsed());
         });
@@ -114,7 +123,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .seed(11)
         .start()
         .await?;
-    println!("SGT simulator at {} (20% errors, 2% dropped connections)", sim.base_url());
+    println!(
+        "SGT simulator at {} (20% errors, 2% dropped connections)",
+        sim.base_url()
+    );
 
     let metrics = Metrics::default();
     let sgt = Client::builder()

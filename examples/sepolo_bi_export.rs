@@ -94,13 +94,13 @@ fn write_performance(
     out.write_record(header)?;
     for (from, to, p) in months {
         out.write_record([
-                from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                p.total_visits.to_string(),
-                p.completed_visits.to_string(),
-                p.open_visits.to_string(),
-                p.estimated_cost.to_string(),
-                p.actual_cost.to_string(),
+            from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            p.total_visits.to_string(),
+            p.completed_visits.to_string(),
+            p.open_visits.to_string(),
+            p.estimated_cost.to_string(),
+            p.actual_cost.to_string(),
         ])?;
     }
     out.flush()?;
@@ -163,7 +163,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let visits_path = dir.join("service_visits.csv");
     let perf_path = dir.join("service_performance.csv");
-    let visit_rows = write_visits(&visits_path, &visits).map_err(|e| io_error(&visits_path, e.into()))?;
+    let visit_rows =
+        write_visits(&visits_path, &visits).map_err(|e| io_error(&visits_path, e.into()))?;
     let perf_rows =
         write_performance(&perf_path, &performance).map_err(|e| io_error(&perf_path, e.into()))?;
 

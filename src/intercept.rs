@@ -7,7 +7,7 @@
 //!
 //! | hook | when | sees |
 //! |---|---|---|
-//! | [`Interceptor::before_attempt`] | before each attempt is sent (after pacing) | method, path, attempt number, the headers **without** the credential, which it may change |
+//! | [`Interceptor::before_attempt`] | before each attempt (before any client-side pacing wait) | method, path, attempt number, the headers **without** the credential, which it may change |
 //! | [`Interceptor::before_send_sensitive`] | right before each attempt goes on the wire | the request **as sent**: URL with query, credential header. Sensitive: see below |
 //! | [`Interceptor::after_attempt`] | after each response or transport failure | status, response headers (credentials stripped), elapsed time, the error, whether a retry follows and after which delay |
 //! | [`Interceptor::after_call`] | once, when the call ends | the outcome, the number of attempts, the total time |
@@ -316,12 +316,15 @@ pub(crate) fn guarded<T>(
 /// credential headers, and without any header whose value holds a key the request carried.
 /// Changes the map in place; allocates nothing.
 pub(crate) fn strip_credentials(headers: &mut HeaderMap, redactor: &Redactor) {
-    for name in ["authorization", "proxy-authorization", "x-sepolo-api-key", "set-cookie"] {
+    for name in [
+        "authorization",
+        "proxy-authorization",
+        "x-sepolo-api-key",
+        "set-cookie",
+    ] {
         headers.remove(name);
     }
-    let leaks = headers
-        .iter()
-        .any(|(_, v)| redactor.finds_in(v.as_bytes()));
+    let leaks = headers.iter().any(|(_, v)| redactor.finds_in(v.as_bytes()));
     if leaks {
         let names: Vec<reqwest::header::HeaderName> = headers
             .iter()

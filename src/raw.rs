@@ -190,7 +190,10 @@ impl RawRequest {
     pub fn header(self, name: &str, value: &str) -> Self {
         self.map(|r| {
             let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::invalid_input(format!("`{}` is not a valid header name", snippet(name, 64)))
+                Error::invalid_input(format!(
+                    "`{}` is not a valid header name",
+                    snippet(name, 64)
+                ))
             })?;
             if REFUSED_HEADERS.contains(&n.as_str()) {
                 return Err(Error::invalid_input(format!(

@@ -39,11 +39,19 @@ impl Interceptor for Recorder {
         assert_eq!(a.headers()["x-sgt-tenant"], "acme");
         a.headers_mut()
             .append("x-hooked", self.name.parse().unwrap());
-        self.push(format!("before {} {} {}", a.attempt(), a.request(), a.vendor()));
+        self.push(format!(
+            "before {} {} {}",
+            a.attempt(),
+            a.request(),
+            a.vendor()
+        ));
         Ok(())
     }
     fn before_send_sensitive(&self, r: &reqwest::Request) -> HookResult {
-        assert_eq!(r.headers()["authorization"], format!("Bearer {KEY}").as_str());
+        assert_eq!(
+            r.headers()["authorization"],
+            format!("Bearer {KEY}").as_str()
+        );
         assert_eq!(r.url().query(), Some("q=1"));
         self.push("sensitive".into());
         Ok(())
@@ -121,8 +129,14 @@ async fn hooks_run_in_registration_order_for_every_attempt() {
     flaky(&server, 503).await;
     let log = Arc::new(Mutex::new(Vec::new()));
     let sgt = client_with(&server, |b| {
-        b.interceptor(Recorder { name: "A", log: log.clone() })
-            .interceptor(Recorder { name: "B", log: log.clone() })
+        b.interceptor(Recorder {
+            name: "A",
+            log: log.clone(),
+        })
+        .interceptor(Recorder {
+            name: "B",
+            log: log.clone(),
+        })
     })
     .await;
     assert_eq!(get_thing(&sgt).await.unwrap(), json!({"ok": true}));
@@ -159,17 +173,29 @@ async fn hooks_run_in_registration_order_for_every_attempt() {
 async fn a_failed_call_reports_its_last_attempt_and_outcome() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"code": "not_found", "message": "no"}})))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(json!({"error": {"code": "not_found", "message": "no"}})),
+        )
         .mount(&server)
         .await;
     let log = Arc::new(Mutex::new(Vec::new()));
-    let sgt = client_with(&server, |b| b.interceptor(Recorder { name: "A", log: log.clone() })).await;
+    let sgt = client_with(&server, |b| {
+        b.interceptor(Recorder {
+            name: "A",
+            log: log.clone(),
+        })
+    })
+    .await;
     let e = get_thing(&sgt).await.unwrap_err();
     assert!(e.is_not_found());
     let log = log.lock().unwrap().clone();
     assert_eq!(
         &log[2..],
-        ["A after 1 Some(404) - error=true retry=None", "A call 1 err Some(404)"]
+        [
+            "A after 1 Some(404) - error=true retry=None",
+            "A call 1 err Some(404)"
+        ]
     );
 }
 
@@ -198,18 +224,25 @@ async fn a_panicking_interceptor_fails_the_call_and_the_client_stays_usable() {
         .mount(&server)
         .await;
     let sgt = client_with(&server, |b| {
-        b.interceptor(Grenade { armed: AtomicBool::new(true) })
+        b.interceptor(Grenade {
+            armed: AtomicBool::new(true),
+        })
     })
     .await;
     let e = get_thing(&sgt).await.unwrap_err();
-    let Error::Interceptor(i) = &e else { panic!("{e:?}") };
+    let Error::Interceptor(i) = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!(i.name(), "grenade");
     assert_eq!(i.hook(), "before_attempt");
     assert!(i.panicked());
     // The panic message held the key: redacted.
     assert_eq!(i.message(), "boom with [REDACTED]");
     assert!(!e.to_string().contains(KEY));
-    assert!(server.received_requests().await.unwrap().is_empty(), "nothing was sent");
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing was sent"
+    );
     // Not poisoned: the next call goes through.
     assert_eq!(get_thing(&sgt).await.unwrap(), json!({"ok": true}));
 }
@@ -231,7 +264,9 @@ async fn an_interceptor_error_stops_the_call_with_its_name() {
     flaky(&server, 503).await;
     let sgt = client_with(&server, |b| b.interceptor(Veto)).await;
     let e = get_thing(&sgt).await.unwrap_err();
-    let Error::Interceptor(i) = &e else { panic!("{e:?}") };
+    let Error::Interceptor(i) = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!(i.hook(), "after_attempt");
     assert!(i.name().ends_with("Veto"), "{}", i.name());
     assert_eq!(i.message(), "no retries allowed here");
@@ -259,7 +294,12 @@ async fn a_client_rule_retries_409_on_one_endpoint_only() {
         .respond_with(ResponseTemplate::new(409))
         .mount(&server)
         .await;
-    let e = sgt.raw().get(["other"]).decode::<Value>().await.unwrap_err();
+    let e = sgt
+        .raw()
+        .get(["other"])
+        .decode::<Value>()
+        .await
+        .unwrap_err();
     assert!(e.is_conflict());
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
@@ -276,9 +316,7 @@ async fn a_call_rule_comes_before_the_client_rule_and_can_stop_retries() {
         .raw()
         .get(["thing"])
         .data::<Value>()
-        .with_retry_rule(|a: &AttemptInfo<'_>| {
-            (a.method() == "GET").then_some(RetryAction::Stop)
-        })
+        .with_retry_rule(|a: &AttemptInfo<'_>| (a.method() == "GET").then_some(RetryAction::Stop))
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(503));
@@ -295,8 +333,11 @@ async fn a_rule_can_fix_the_delay_and_still_respects_max_attempts() {
         .await;
     let log = Arc::new(Mutex::new(Vec::new()));
     let sgt = client_with(&server, |b| {
-        b.interceptor(Recorder { name: "A", log: log.clone() })
-            .retry_rule(|_: &AttemptInfo<'_>| Some(RetryAction::RetryAfter(Duration::from_millis(3))))
+        b.interceptor(Recorder {
+            name: "A",
+            log: log.clone(),
+        })
+        .retry_rule(|_: &AttemptInfo<'_>| Some(RetryAction::RetryAfter(Duration::from_millis(3))))
     })
     .await;
     let e = sgt
@@ -306,7 +347,11 @@ async fn a_rule_can_fix_the_delay_and_still_respects_max_attempts() {
         .no_content()
         .await
         .unwrap_err();
-    assert_eq!(e.api().unwrap().attempts(), 3, "the default policy's 3 attempts");
+    assert_eq!(
+        e.api().unwrap().attempts(),
+        3,
+        "the default policy's 3 attempts"
+    );
     let retries: Vec<String> = log
         .lock()
         .unwrap()
@@ -333,7 +378,9 @@ async fn a_panicking_rule_fails_the_call() {
     })
     .await;
     let e = get_thing(&sgt).await.unwrap_err();
-    let Error::Interceptor(i) = &e else { panic!("{e:?}") };
+    let Error::Interceptor(i) = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!(i.hook(), "retry_rule");
     assert_eq!(i.message(), "bad rule");
 }

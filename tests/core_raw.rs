@@ -48,7 +48,10 @@ async fn sgt_raw_post_sends_the_exact_request_and_unwraps_the_envelope() {
     assert_eq!(zone, Zone { id: "zn_1".into() });
     assert_eq!(meta.status, 201);
     assert_eq!(meta.request_id.as_deref(), Some("req_9"));
-    assert_eq!(only_request(&server).await.url.query(), Some("dry_run=true"));
+    assert_eq!(
+        only_request(&server).await.url.query(),
+        Some("dry_run=true")
+    );
 }
 
 #[tokio::test]
@@ -89,7 +92,10 @@ async fn sgt_simulator_echo_route_and_error_normalization() {
     // The rate-limit headers were parsed, and the raw headers are there without credentials.
     assert!(meta.rate_limit.limit.is_some(), "{meta:?}");
     assert!(meta.headers.contains_key("x-request-id"));
-    assert_eq!(meta.request_id.as_deref(), meta.headers["x-request-id"].to_str().ok());
+    assert_eq!(
+        meta.request_id.as_deref(),
+        meta.headers["x-request-id"].to_str().ok()
+    );
 
     let e = sgt
         .raw()
@@ -128,13 +134,17 @@ async fn sepolo_simulator_echo_route_and_error_normalization() {
         .unwrap_err();
     assert!(e.is_not_found(), "{e:?}");
     assert_eq!(e.api().unwrap().vendor_code(), Some("not_found"));
-    assert_eq!(e.api().unwrap().message(), "simulated 404 from the echo route");
+    assert_eq!(
+        e.api().unwrap().message(),
+        "simulated 404 from the echo route"
+    );
 }
 
 #[tokio::test]
 async fn siliconwit_simulator_echo_route_and_error_normalization() {
-    let sim = common::siliconwit::simulator(iot_sdk_sim::siliconwit::SiliconWitSimulator::builder())
-        .await;
+    let sim =
+        common::siliconwit::simulator(iot_sdk_sim::siliconwit::SiliconWitSimulator::builder())
+            .await;
     let sw = common::siliconwit::simulator_client(&sim);
     let body: Value = sw.raw().delete(["_sim", "echo"]).decode().await.unwrap();
     assert_eq!(body["method"], "DELETE");
@@ -158,10 +168,8 @@ async fn siliconwit_simulator_echo_route_and_error_normalization() {
 #[tokio::test]
 async fn raw_lists_page_with_each_vendors_envelope() {
     // SGT: cursor paging, typed items.
-    let (_sim, sgt) = common::sgt::simulator(
-        iot_sdk_sim::sgt::SgtSimulator::builder().fleet_size(7),
-    )
-    .await;
+    let (_sim, sgt) =
+        common::sgt::simulator(iot_sdk_sim::sgt::SgtSimulator::builder().fleet_size(7)).await;
     #[derive(Deserialize)]
     struct Dev {
         id: String,
@@ -174,7 +182,14 @@ async fn raw_lists_page_with_each_vendors_envelope() {
         .try_collect()
         .await
         .unwrap();
-    let modelled: Vec<_> = sgt.devices().list().limit(3).items().try_collect().await.unwrap();
+    let modelled: Vec<_> = sgt
+        .devices()
+        .list()
+        .limit(3)
+        .items()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(raw.len(), modelled.len());
     assert!(raw.len() > 2, "more than one page");
     for (r, m) in raw.iter().zip(&modelled) {
@@ -182,8 +197,9 @@ async fn raw_lists_page_with_each_vendors_envelope() {
     }
 
     // SiliconWit: offset paging, `Value` items.
-    let sim = common::siliconwit::simulator(iot_sdk_sim::siliconwit::SiliconWitSimulator::builder())
-        .await;
+    let sim =
+        common::siliconwit::simulator(iot_sdk_sim::siliconwit::SiliconWitSimulator::builder())
+            .await;
     let sw = common::siliconwit::simulator_client(&sim);
     let raw: Vec<Value> = sw
         .raw()
@@ -193,7 +209,14 @@ async fn raw_lists_page_with_each_vendors_envelope() {
         .try_collect()
         .await
         .unwrap();
-    let modelled: Vec<_> = sw.devices().list().limit(100).items().try_collect().await.unwrap();
+    let modelled: Vec<_> = sw
+        .devices()
+        .list()
+        .limit(100)
+        .items()
+        .try_collect()
+        .await
+        .unwrap();
     assert!(raw.len() > 3, "more than one page");
     let ids: Vec<&str> = raw.iter().map(|d| d["id"].as_str().unwrap()).collect();
     let want: Vec<&str> = modelled.iter().map(|d| d.id.as_str()).collect();

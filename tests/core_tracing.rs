@@ -43,7 +43,10 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut c = Captured {
             name: attrs.metadata().name().to_owned(),
-            parent: ctx.span(id).and_then(|s| s.parent()).map(|p| p.name().to_owned()),
+            parent: ctx
+                .span(id)
+                .and_then(|s| s.parent())
+                .map(|p| p.name().to_owned()),
             ..Captured::default()
         };
         attrs.record(&mut Fields(&mut c.fields));
@@ -58,7 +61,10 @@ where
 }
 
 fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[tokio::test]
@@ -100,7 +106,13 @@ async fn call_and_attempt_spans_carry_the_otel_http_client_fields() {
     assert_eq!(n, 1);
 
     let port = server.address().port().to_string();
-    let spans: Vec<Captured> = capture.0.lock().unwrap().iter().map(|(_, c)| c.clone()).collect();
+    let spans: Vec<Captured> = capture
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
     let common = [
         ("otel.kind", "client"),
         ("iot_sdk.vendor", "sgt"),
@@ -146,25 +158,44 @@ async fn call_and_attempt_spans_carry_the_otel_http_client_fields() {
         ])
     );
     let all = format!("{spans:?}");
-    assert!(!all.contains("secret-in-query"), "the query never reaches a span");
+    assert!(
+        !all.contains("secret-in-query"),
+        "the query never reaches a span"
+    );
     assert!(!all.contains(&key[..10]), "the key never reaches a span");
 }
 
 #[tokio::test]
 async fn a_transport_failure_sets_error_type_without_a_status() {
     let capture = Capture::default();
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
     // A port nothing listens on: bind, take the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let sw = iot_sdk::siliconwit::Client::builder()
         .api_key("swk_x")
         .base_url(format!("http://127.0.0.1:{port}/v1"))
         .retry_policy(iot_sdk::RetryPolicy::none())
         .build()
         .unwrap();
-    let e = sw.raw().get(["devices"]).decode::<Value>().await.unwrap_err();
+    let e = sw
+        .raw()
+        .get(["devices"])
+        .decode::<Value>()
+        .await
+        .unwrap_err();
     assert!(matches!(e, iot_sdk::Error::Transport(_)), "{e:?}");
-    let spans: Vec<Captured> = capture.0.lock().unwrap().iter().map(|(_, c)| c.clone()).collect();
+    let spans: Vec<Captured> = capture
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
     assert_eq!(spans.len(), 2);
     for s in &spans {
         assert_eq!(s.fields["error.type"], "connect", "{s:?}");

@@ -505,8 +505,10 @@ async fn echo<V: Vendor>(
         .filter(|(n, _)| !hidden.contains(&n.as_str()))
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), Value::from(v.to_str().ok()?))))
         .collect();
-    let query: serde_json::Map<String, Value> =
-        query.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+    let query: serde_json::Map<String, Value> = query
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v)))
+        .collect();
     let body = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
     json_response(
         StatusCode::OK,

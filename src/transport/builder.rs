@@ -12,8 +12,8 @@ use url::{Host, Url};
 use super::{Inner, SDK_USER_AGENT, Transport};
 use crate::auth::Auth;
 use crate::error::{Error, Result};
-use crate::rate_limit::{Bucket, BucketKind, PaceBucket, Pacer};
 use crate::intercept::{Interceptor, Interceptors};
+use crate::rate_limit::{Bucket, BucketKind, PaceBucket, Pacer};
 use crate::retry::{RetryBudget, RetryPolicy, RetryRule, RetryRules};
 use crate::vendor::{Profile, Vendor};
 
@@ -55,7 +55,11 @@ impl fmt::Debug for TransportBuilder {
             .field("pacing", &self.pacing)
             .field(
                 "interceptors",
-                &self.interceptors.iter().map(|i| i.name()).collect::<Vec<_>>(),
+                &self
+                    .interceptors
+                    .iter()
+                    .map(|i| i.name())
+                    .collect::<Vec<_>>(),
             )
             .field("retry_rules", &self.retry_rules)
             .finish()

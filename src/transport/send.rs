@@ -140,11 +140,12 @@ impl Transport {
         attempt: u32,
     ) -> Result<std::result::Result<Response, AttemptFailure>> {
         let i = &self.inner;
-        let mut auth = None;
+        let (mut auth, mut key) = (None, None);
         if req.authenticate {
-            auth = Some(i.auth.header_for_attempt().await?);
+            let (name, value, k) = i.auth.header_for_attempt().await?;
+            auth = Some((name, value));
+            key = Some(k);
         }
-        let key = auth.as_ref().map(|(_, _, k)| k.clone());
         let redactor = Redactor::new(
             i.auth
                 .static_key()
@@ -160,7 +161,7 @@ impl Transport {
                 .headers(req.headers.clone()),
         }
         .timeout(req.timeout.unwrap_or(i.timeout));
-        if let Some((name, value, _)) = auth {
+        if let Some((name, value)) = auth {
             rb = rb.header(name, value);
         }
         if let Some((content_type, body)) = &req.body {
