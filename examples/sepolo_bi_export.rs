@@ -11,8 +11,6 @@
 mod sepolo_env;
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Duration, SecondsFormat, SubsecRound, TimeZone, Utc};
@@ -32,16 +30,6 @@ const VISIT_COLUMNS: [&str; 8] = [
     "estimatedCost",
 ];
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, with quotes
-/// doubled.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 /// A JSON value as CSV text: strings as they are, `null` as an empty field, objects and arrays
 /// as JSON.
 fn cell(v: Option<&Value>) -> String {
@@ -52,10 +40,12 @@ fn cell(v: Option<&Value>) -> String {
     }
 }
 
-fn write_row(out: &mut impl Write, fields: &[String]) -> std::io::Result<()> {
-    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-    // CRLF line ends, as RFC 4180 and Excel expect.
-    write!(out, "{}\r\n", line.join(","))
+/// A CSV writer of `path` (the `csv` crate quotes fields as RFC 4180 says), with CRLF line
+/// ends, as RFC 4180 and Excel expect.
+fn csv_writer(path: &Path) -> csv::Result<csv::Writer<std::fs::File>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_path(path)
 }
 
 /// A visit as a flat JSON object (its typed id and every other field).
@@ -66,7 +56,7 @@ fn visit_object(v: &ServiceVisit) -> serde_json::Map<String, Value> {
     }
 }
 
-fn write_visits(path: &Path, visits: &[ServiceVisit]) -> std::io::Result<usize> {
+fn write_visits(path: &Path, visits: &[ServiceVisit]) -> csv::Result<usize> {
     let rows: Vec<serde_json::Map<String, Value>> = visits.iter().map(visit_object).collect();
     let extra: BTreeSet<&String> = rows
         .iter()
@@ -78,11 +68,10 @@ fn write_visits(path: &Path, visits: &[ServiceVisit]) -> std::io::Result<usize> 
         .map(|c| (*c).to_owned())
         .chain(extra.into_iter().cloned())
         .collect();
-    let mut out = BufWriter::new(File::create(path)?);
-    write_row(&mut out, &columns)?;
+    let mut out = csv_writer(path)?;
+    out.write_record(&columns)?;
     for row in &rows {
-        let fields: Vec<String> = columns.iter().map(|c| cell(row.get(c))).collect();
-        write_row(&mut out, &fields)?;
+        out.write_record(columns.iter().map(|c| cell(row.get(c))))?;
     }
     out.flush()?;
     Ok(rows.len())
@@ -91,8 +80,8 @@ fn write_visits(path: &Path, visits: &[ServiceVisit]) -> std::io::Result<usize> 
 fn write_performance(
     path: &Path,
     months: &[(DateTime<Utc>, DateTime<Utc>, ServicePerformance)],
-) -> std::io::Result<usize> {
-    let mut out = BufWriter::new(File::create(path)?);
+) -> csv::Result<usize> {
+    let mut out = csv_writer(path)?;
     let header = [
         "fromUtc",
         "toUtc",
@@ -102,20 +91,17 @@ fn write_performance(
         "estimatedCost",
         "actualCost",
     ];
-    write_row(&mut out, &header.map(str::to_owned))?;
+    out.write_record(header)?;
     for (from, to, p) in months {
-        write_row(
-            &mut out,
-            &[
-                from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                p.total_visits.to_string(),
-                p.completed_visits.to_string(),
-                p.open_visits.to_string(),
-                p.estimated_cost.to_string(),
-                p.actual_cost.to_string(),
-            ],
-        )?;
+        out.write_record([
+            from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            p.total_visits.to_string(),
+            p.completed_visits.to_string(),
+            p.open_visits.to_string(),
+            p.estimated_cost.to_string(),
+            p.actual_cost.to_string(),
+        ])?;
     }
     out.flush()?;
     Ok(months.len())
@@ -177,9 +163,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let visits_path = dir.join("service_visits.csv");
     let perf_path = dir.join("service_performance.csv");
-    let visit_rows = write_visits(&visits_path, &visits).map_err(|e| io_error(&visits_path, e))?;
+    let visit_rows =
+        write_visits(&visits_path, &visits).map_err(|e| io_error(&visits_path, e.into()))?;
     let perf_rows =
-        write_performance(&perf_path, &performance).map_err(|e| io_error(&perf_path, e))?;
+        write_performance(&perf_path, &performance).map_err(|e| io_error(&perf_path, e.into()))?;
 
     println!(
         "\nService visits {} to {}:",

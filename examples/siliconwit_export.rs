@@ -14,8 +14,6 @@ mod common;
 mod siliconwit_env;
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use chrono::SecondsFormat;
@@ -23,22 +21,6 @@ use futures::{StreamExt, TryStreamExt};
 use iot_sdk::siliconwit::devices::MAX_TELEMETRY_LIMIT;
 use iot_sdk::siliconwit::{Device, DeviceStatus, TelemetryHistory, TelemetryRange};
 use serde_json::Value;
-
-/// One CSV field: quoted when it holds a comma, a quote, a line break or edge spaces, with
-/// quotes doubled (RFC 4180).
-fn csv_field(s: &str) -> String {
-    let needs_quotes = s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ');
-    if needs_quotes {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-fn csv_row(out: &mut impl Write, fields: &[String]) -> std::io::Result<()> {
-    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-    writeln!(out, "{}", line.join(","))
-}
 
 /// A metric value as a CSV cell: numbers and flags as written, text as is, missing as empty.
 fn cell(v: Option<&Value>) -> String {
@@ -113,14 +95,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = export_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("telemetry_7d.csv");
-    let mut out = BufWriter::new(File::create(&path)?);
+    // The `csv` crate quotes what needs quoting (RFC 4180).
+    let mut out = csv::Writer::from_path(&path)?;
     let mut header = vec![
         "device_id".to_owned(),
         "reading_id".to_owned(),
         "time".to_owned(),
     ];
     header.extend(metrics.iter().cloned());
-    csv_row(&mut out, &header)?;
+    out.write_record(&header)?;
     let mut rows = 0usize;
     for (device, h) in devices.iter().zip(&histories) {
         // Oldest first in the file.
@@ -131,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.time.to_rfc3339_opts(SecondsFormat::Secs, true),
             ];
             row.extend(metrics.iter().map(|m| cell(r.data.get(m))));
-            csv_row(&mut out, &row)?;
+            out.write_record(&row)?;
             rows += 1;
         }
     }
@@ -151,11 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_quoted_only_when_needed() {
-        assert_eq!(csv_field("open"), "open");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    fn cells_keep_text_as_text() {
         assert_eq!(cell(Some(&Value::from(21.5))), "21.5");
         assert_eq!(cell(Some(&Value::from("open"))), "open");
         assert_eq!(cell(None), "");

@@ -268,6 +268,16 @@ impl Redactor {
         }
     }
 
+    /// Whether `text` holds one of the secrets, or a prefix of one that [`Redactor::text`] would
+    /// replace. Allocates nothing.
+    pub(crate) fn finds_in(&self, text: &[u8]) -> bool {
+        self.secrets.iter().any(|secret| {
+            let s = secret.expose().as_bytes();
+            s.get(..s.len().min(MIN_REDACTED_PREFIX))
+                .is_some_and(|head| contains_bytes(text, head))
+        })
+    }
+
     /// A request id (or another short identifier a server sends back) made safe to show: redacted,
     /// control characters dropped, at most [`MAX_REQUEST_ID_LEN`] characters. `None` when nothing
     /// printable is left.

@@ -10,19 +10,22 @@ use futures::future::BoxFuture;
 use reqwest::header::IF_MATCH;
 
 use crate::error::{Error, Result};
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, RetryRules};
 use crate::transport::{Request, ResponseMeta, Transport};
 
 /// Per-call overrides of the client's settings.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallOptions {
     pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) retry_rules: RetryRules,
     pub(crate) timeout: Option<Duration>,
 }
 
 impl CallOptions {
     pub(crate) fn apply(&self, req: Request) -> Request {
-        req.retry(self.retry.clone()).timeout(self.timeout)
+        req.retry(self.retry.clone())
+            .retry_rules(&self.retry_rules)
+            .timeout(self.timeout)
     }
 }
 

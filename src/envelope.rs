@@ -69,7 +69,7 @@ pub(crate) trait Envelope: 'static {
         t: Transport,
         req: Request,
     ) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
-        Box::pin(async move { one::<Self, T>(&t, req).await })
+        Box::pin(async move { send_one(Self::ONE, &t, req).await })
     }
 
     /// Sends `req` and turns the response into one page: the runner of a [`crate::List`].
@@ -84,12 +84,14 @@ pub(crate) trait Envelope: 'static {
     }
 }
 
-/// Sends `req` and decodes one object in `E`'s envelope.
-pub(crate) async fn one<E: Envelope + ?Sized, T: DeserializeOwned>(
+/// Sends `req` and opens one object as `one` says (a vendor's [`Envelope::ONE`]). A runner that
+/// adjusts the value awaits this inside its own future, so the call is boxed once.
+pub(crate) async fn send_one<T: DeserializeOwned>(
+    one: One,
     t: &Transport,
     req: Request,
 ) -> Result<(T, ResponseMeta)> {
-    match E::ONE {
+    match one {
         One::Data => {
             let (wire, meta) = t.send_json::<Data<T>>(req).await?;
             Ok((wire.data, meta))

@@ -62,6 +62,11 @@ pub enum Error {
     /// one did, so [`Error::api`] and [`Error::is_retryable`] still answer for it.
     #[error(transparent)]
     Vendor(Box<dyn std::error::Error + Send + Sync>),
+    /// An [`Interceptor`](crate::intercept::Interceptor) or a
+    /// [`RetryRule`](crate::retry::RetryRule) registered by the caller returned an error or
+    /// panicked: the call stops there. The client stays usable.
+    #[error(transparent)]
+    Interceptor(Box<InterceptorError>),
 }
 
 impl Error {
@@ -516,6 +521,63 @@ impl std::error::Error for TransportError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A caller's interceptor or retry rule failed: it returned an error or panicked.
+#[derive(Debug, Clone)]
+pub struct InterceptorError {
+    pub(crate) name: String,
+    pub(crate) hook: &'static str,
+    pub(crate) message: String,
+    pub(crate) panicked: bool,
+    pub(crate) request: RequestInfo,
+}
+
+impl InterceptorError {
+    /// The interceptor's [`name`](crate::intercept::Interceptor::name) (`retry rule` for a rule).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The hook that failed: `before_attempt`, `before_send_sensitive`, `after_attempt`,
+    /// `after_call` or `retry_rule`.
+    pub fn hook(&self) -> &'static str {
+        self.hook
+    }
+
+    /// The error's text, or the panic message; credentials the request carried are redacted.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the hook panicked (rather than returning an error).
+    pub fn panicked(&self) -> bool {
+        self.panicked
+    }
+
+    /// Which request this was.
+    pub fn request(&self) -> &RequestInfo {
+        &self.request
+    }
+}
+
+impl fmt::Display for InterceptorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = if self.panicked { "panicked" } else { "failed" };
+        write!(
+            f,
+            "interceptor `{}` {how} in {}: {} ({})",
+            self.name, self.hook, self.message, self.request
+        )
+    }
+}
+
+impl std::error::Error for InterceptorError {}
+
+impl From<InterceptorError> for Error {
+    fn from(e: InterceptorError) -> Self {
+        Error::Interceptor(Box::new(e))
     }
 }
 

@@ -41,6 +41,27 @@
 //!   cursor, offset, windowed and concurrent-offset paging on one engine.
 //! - [`Page`], [`PageStream`], [`ItemStream`]: the pages and items of a list as lazy `Stream`s.
 //! - [`Call`]: a prepared request: `.send()`, `.send_with_meta()` ([`ResponseMeta`]) or `.await`.
+//! - [`intercept`]: your own code around every call and attempt ([`intercept::Interceptor`]);
+//!   [`RetryRule`]: your own retry decisions, per client and per call.
+//! - [`raw`]: `client.raw()`, endpoints the SDK does not model yet, with everything above.
+//! - Tracing spans `iot_sdk.request` and `iot_sdk.attempt` with OpenTelemetry HTTP client field
+//!   names (`http.request.method`, `server.address`, `url.path`, `http.response.status_code`,
+//!   `http.request.resend_count`, `error.type`), at `DEBUG`.
+//!
+//! ## Tracing
+//!
+//! Every call is a `DEBUG` span `iot_sdk.request` and every attempt a span `iot_sdk.attempt`
+//! inside it, with the field names of the OpenTelemetry HTTP client semantic conventions, so a
+//! `tracing-opentelemetry` layer exports them as HTTP client spans; any subscriber shows them:
+//!
+//! ```
+//! tracing_subscriber::fmt()
+//!     .with_max_level(tracing::Level::DEBUG)
+//!     .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+//!     .init();
+//! // Each call now logs, on close: iot_sdk.request{http.request.method=GET server.address=…
+//! //   url.path=/v1/devices/dev_42 http.response.status_code=200 http.request.resend_count=0 …}
+//! ```
 //!
 //! Without API keys, the simulators of the companion crate `iot-sdk-sim` serve every endpoint of
 //! the three APIs on 127.0.0.1, for examples and for your own tests.
@@ -69,9 +90,11 @@ mod call;
 mod env;
 mod envelope;
 pub mod error;
+pub mod intercept;
 mod list;
 pub mod paging;
 pub mod rate_limit;
+pub mod raw;
 pub mod retry;
 pub(crate) mod transport;
 mod vendor;
@@ -96,13 +119,13 @@ pub mod siliconwit;
 pub use auth::{ApiKey, Auth, TokenSource};
 pub use call::{Call, CallFuture};
 pub use error::{
-    ApiError, DecodeError, Error, ErrorCode, ProtocolError, RequestInfo, Result, TransportError,
-    TransportErrorKind,
+    ApiError, DecodeError, Error, ErrorCode, InterceptorError, ProtocolError, RequestInfo, Result,
+    TransportError, TransportErrorKind,
 };
 pub use list::List;
 pub use paging::{ItemStream, Page, PageStream, PageToken};
 pub use rate_limit::{AllCalls, Bucket, BucketKind, RateLimit};
-pub use retry::{RetryBudget, RetryPolicy};
+pub use retry::{RetryBudget, RetryPolicy, RetryRule};
 pub use transport::ResponseMeta;
 
 #[cfg(test)]

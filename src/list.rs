@@ -189,12 +189,30 @@ where
     where
         T: DeserializeOwned,
     {
+        Self::paged(
+            transport,
+            segments,
+            query,
+            V::PAGING,
+            <V::Wire as Envelope>::list::<T>,
+        )
+    }
+
+    /// A list paged as `paging` says, each page fetched and decoded by `run` (a raw list,
+    /// whose vendor is known only through its transport).
+    pub(crate) fn paged(
+        transport: Transport,
+        segments: Vec<String>,
+        query: Q,
+        paging: &'static Paging,
+        run: Runner<RawPage<T>>,
+    ) -> Self {
         List {
             transport,
             segments,
             query,
-            paging: V::PAGING,
-            run: <V::Wire as Envelope>::list::<T>,
+            paging,
+            run,
             item_id: None,
             window: None,
             page_size: None,

@@ -183,6 +183,23 @@ macro_rules! common_builder_methods {
             self
         }
 
+        /// Adds an [`Interceptor`](crate::intercept::Interceptor), called around every call and
+        /// attempt of the client. Several may be added: they run in the order added.
+        #[must_use]
+        pub fn interceptor(mut self, interceptor: impl $crate::intercept::Interceptor) -> Self {
+            self.inner.interceptor(std::sync::Arc::new(interceptor));
+            self
+        }
+
+        /// Adds a retry rule for every call of the client, asked (after a call's own rules) before
+        /// the default matrix; see [`RetryRule`](crate::retry::RetryRule). Several may be added:
+        /// they are asked in the order added.
+        #[must_use]
+        pub fn retry_rule(mut self, rule: impl $crate::retry::RetryRule) -> Self {
+            self.inner.retry_rule(std::sync::Arc::new(rule));
+            self
+        }
+
         /// The client-wide retry budget (default: 500 tokens, 5 per retry, 1 back per success).
         #[must_use]
         pub fn retry_budget(mut self, budget: $crate::RetryBudget) -> Self {
@@ -262,6 +279,14 @@ macro_rules! call_options {
         /// A retry policy for this call only.
         pub fn with_retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
             self.opts.retry = Some(policy);
+            self
+        }
+
+        /// A retry rule for this call only, asked before the client's rules and the default
+        /// matrix (see [`RetryRule`](crate::retry::RetryRule)). Several may be added; they are
+        /// asked in the order added.
+        pub fn with_retry_rule(mut self, rule: impl $crate::retry::RetryRule) -> Self {
+            self.opts.retry_rules.push(std::sync::Arc::new(rule));
             self
         }
 

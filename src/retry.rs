@@ -40,12 +40,13 @@
 //! # let _ = patient;
 //! ```
 
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::error::TransportErrorKind;
+use crate::error::{Error, RequestInfo, TransportErrorKind};
 
 /// How a call is retried. Set per client, and per call where a builder offers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +207,133 @@ pub(crate) fn is_retryable(failure: FailureKind, idempotent: bool, safe_statuses
     }
 }
 
+/// What a [`RetryRule`] decides about a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryAction {
+    /// Retry, even if the default matrix would not, after the policy's computed delay (or the
+    /// server's `Retry-After`, capped as usual).
+    Retry,
+    /// Retry after exactly this delay (still within the attempt count, the time budget and the
+    /// retry budget).
+    RetryAfter(Duration),
+    /// Do not retry, even if the default matrix would.
+    Stop,
+}
+
+/// A failed attempt, as a [`RetryRule`] sees it.
+#[derive(Debug)]
+pub struct AttemptInfo<'a> {
+    pub(crate) vendor: &'static str,
+    pub(crate) request: &'a RequestInfo,
+    pub(crate) attempt: u32,
+    pub(crate) idempotent: bool,
+    pub(crate) default_retry: bool,
+    pub(crate) error: &'a Error,
+}
+
+impl AttemptInfo<'_> {
+    /// The vendor: `sgt`, `sepolo` or `siliconwit`.
+    pub fn vendor(&self) -> &'static str {
+        self.vendor
+    }
+
+    /// The HTTP method (`GET`).
+    pub fn method(&self) -> &str {
+        self.request.method()
+    }
+
+    /// The URL path, without the query (`/v1/devices/dev_42`).
+    pub fn path(&self) -> &str {
+        self.request.path()
+    }
+
+    /// The attempt that failed, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The response status, if the attempt got a response.
+    pub fn status(&self) -> Option<u16> {
+        self.error.status()
+    }
+
+    /// Whether the call is considered safe to repeat.
+    pub fn idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    /// Whether the default matrix (the table in the [module docs](self)) would retry.
+    pub fn default_retry(&self) -> bool {
+        self.default_retry
+    }
+
+    /// The attempt's error.
+    pub fn error(&self) -> &Error {
+        self.error
+    }
+}
+
+/// A caller's rule for which failures retry, consulted before the default matrix.
+///
+/// Register rules on a client's builder (`.retry_rule(..)`) and on a single call or list
+/// (`.with_retry_rule(..)`). After a failed attempt the call's rules are asked first, then the
+/// client's, each in registration order; the first `Some` decides, and when every rule says
+/// `None` the default matrix does. A rule never lifts the attempt count, the time budget, the
+/// `Retry-After` cap or the client's [`RetryBudget`]. A closure
+/// `Fn(&AttemptInfo) -> Option<RetryAction>` is a rule. A rule that panics fails the call with
+/// [`Error::Interceptor`].
+///
+/// ```
+/// use iot_sdk::retry::{AttemptInfo, RetryAction};
+///
+/// let client = iot_sdk::sgt::Client::builder()
+///     .api_key("sgt_live_example")
+///     // A 409 on report runs is a lock held by another run: worth another try.
+///     .retry_rule(|a: &AttemptInfo<'_>| {
+///         (a.status() == Some(409) && a.path().ends_with("/reports")).then_some(RetryAction::Retry)
+///     })
+///     // Never repeat a device command, whatever failed.
+///     .retry_rule(|a: &AttemptInfo<'_>| {
+///         (a.method() == "POST" && a.path().ends_with("/commands")).then_some(RetryAction::Stop)
+///     })
+///     .build()?;
+/// # let _ = client; Ok::<(), iot_sdk::Error>(())
+/// ```
+pub trait RetryRule: Send + Sync + 'static {
+    /// `Some` to decide, `None` to leave it to the next rule and then the default matrix.
+    fn classify(&self, attempt: &AttemptInfo<'_>) -> Option<RetryAction>;
+}
+
+impl<F> RetryRule for F
+where
+    F: Fn(&AttemptInfo<'_>) -> Option<RetryAction> + Send + Sync + 'static,
+{
+    fn classify(&self, attempt: &AttemptInfo<'_>) -> Option<RetryAction> {
+        self(attempt)
+    }
+}
+
+/// Retry rules in the order they are asked. Empty costs nothing (no allocation).
+#[derive(Clone, Default)]
+pub(crate) struct RetryRules(pub(crate) Vec<Arc<dyn RetryRule>>);
+
+impl fmt::Debug for RetryRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} retry rules", self.0.len())
+    }
+}
+
+impl RetryRules {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn push(&mut self, rule: Arc<dyn RetryRule>) {
+        self.0.push(rule);
+    }
+}
+
 /// What the retry loop knows after an attempt failed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RetryDecision {
@@ -221,6 +349,8 @@ pub(crate) struct RetryDecision {
     pub(crate) retry_after: Option<Duration>,
     /// Time since the call started.
     pub(crate) elapsed: Duration,
+    /// What the caller's retry rules decided, if one did.
+    pub(crate) rule: Option<RetryAction>,
 }
 
 impl RetryPolicy {
@@ -233,17 +363,25 @@ impl RetryPolicy {
         safe_statuses: &[u16],
         budget: &RetryBudget,
     ) -> Result<Duration, &'static str> {
-        if !is_retryable(d.kind, d.idempotent, safe_statuses) {
-            return Err("not retryable");
+        match d.rule {
+            Some(RetryAction::Stop) => return Err("a retry rule said stop"),
+            Some(RetryAction::Retry | RetryAction::RetryAfter(_)) => {}
+            None if !is_retryable(d.kind, d.idempotent, safe_statuses) => {
+                return Err("not retryable");
+            }
+            None => {}
         }
         let computed = match computed {
             Some(delay) if d.attempt < d.max_attempts => delay,
             _ => return Err("attempts exhausted"),
         };
-        let delay = match d.retry_after {
-            Some(ra) if ra > self.retry_after_cap => return Err("Retry-After is above the cap"),
-            Some(ra) => ra,
-            None => computed,
+        let delay = match (d.rule, d.retry_after) {
+            (Some(RetryAction::RetryAfter(fixed)), _) => fixed,
+            (_, Some(ra)) if ra > self.retry_after_cap => {
+                return Err("Retry-After is above the cap");
+            }
+            (_, Some(ra)) => ra,
+            (_, None) => computed,
         };
         if let Some(limit) = self.time_budget {
             if d.elapsed.saturating_add(delay) > limit {

@@ -11,7 +11,8 @@
 use reqwest::Method;
 use serde_json::{Map, Value};
 
-use crate::envelope::Envelope;
+use crate::call::Runner;
+use crate::envelope::{Envelope, One, RawPage};
 use crate::error::ErrorCode;
 use crate::list::Paging;
 use crate::rate_limit::{Bucket, BucketKind, PaceBucket};
@@ -121,6 +122,12 @@ pub(crate) struct Profile {
     pub(crate) error_body: fn(&Map<String, Value>) -> Option<ErrorBody>,
     pub(crate) error_code: fn(&str) -> ErrorCode,
     pub(crate) request_id_pointers: &'static [&'static str],
+    /// How one object comes, for raw calls.
+    pub(crate) one: One,
+    /// How lists page, for raw lists.
+    pub(crate) paging: &'static Paging,
+    /// One page of a list with its items as JSON values, for raw lists.
+    pub(crate) raw_page: Runner<RawPage<Value>>,
 }
 
 impl Profile {
@@ -134,6 +141,9 @@ impl Profile {
             error_body: V::error_body,
             error_code: V::error_code,
             request_id_pointers: V::REQUEST_ID_POINTERS,
+            one: <V::Wire as Envelope>::ONE,
+            paging: V::PAGING,
+            raw_page: <V::Wire as Envelope>::list::<Value>,
         }
     }
 }

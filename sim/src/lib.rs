@@ -26,6 +26,10 @@
 //!   setting.
 //! - [`Simulator`]: the running server (`base_url`, `addr`, `api_key`, `stats`, `set_faults`,
 //!   `shutdown`), with each vendor's own methods.
+//! - A test-only route `<base URL>/_sim/echo` on every simulator (not part of any vendor's API):
+//!   any method, answered with the request as received (credential headers left out), or with
+//!   the vendor's error body for `?status=<400..=599>`; for testing calls a client does not
+//!   model.
 //! - [`Faults`]: fault injection for tests — a fraction of requests answered 500/502/503, a
 //!   fraction whose connection is dropped, and added latency. A fault is decided *before* any
 //!   processing: an injected error or a dropped connection never changes the simulator's state,

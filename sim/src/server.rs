@@ -17,6 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -227,6 +228,7 @@ pub(crate) async fn start<V: Vendor>(
     path_prefix: &str,
 ) -> Result<Simulator<V>> {
     let router = routes
+        .route(&format!("{path_prefix}/_sim/echo"), any(echo::<V>))
         .fallback(unknown_route::<V>)
         .layer(from_fn_with_state(state.clone(), middleware::<V>))
         .with_state(state.clone());
@@ -456,6 +458,67 @@ fn error_response<V: Vendor>(failure: &Failure, request_id: &str) -> Response {
     json_response(
         failure.status,
         &V::error_body(failure, request_id),
+        V::CONTENT_TYPE,
+    )
+}
+
+/// `<base URL>/_sim/echo`, any method: **a test-only route of the simulators, not part of any
+/// vendor's API**, for testing calls the SDK does not model (raw calls). It answers 200 with
+/// `{method, path, query: {k: v}, headers: {name: value}, body}` (the request as received;
+/// credential headers — `Authorization`, `X-Sepolo-Api-Key`, `Cookie` — left out; `body` the
+/// JSON body or `null`), marked with the vendor's content type and, like every route, its
+/// request id and rate-limit headers. With `?status=<400..=599>` it answers that status with
+/// the vendor's error body instead (code from the status: `invalid_request`, `not_found`,
+/// `conflict`, `validation_failed`, `rate_limited`, `internal_error`, `unavailable`, else
+/// `error`), so a test sees the vendor's error normalization.
+async fn echo<V: Vendor>(
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let status = query
+        .iter()
+        .find(|(k, _)| k == "status")
+        .and_then(|(_, v)| v.parse::<u16>().ok())
+        .filter(|s| (400..=599).contains(s))
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    if let Some(status) = status {
+        let code = match status.as_u16() {
+            400 => "invalid_request",
+            404 => "not_found",
+            409 => "conflict",
+            422 => "validation_failed",
+            429 => "rate_limited",
+            500 => "internal_error",
+            503 => "unavailable",
+            _ => "error",
+        };
+        let message = format!("simulated {} from the echo route", status.as_u16());
+        return Failure::new(status, code, message, json!({})).into_response();
+    }
+    let hidden = ["authorization", "x-sepolo-api-key", "cookie"];
+    let echoed: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter(|(n, _)| !hidden.contains(&n.as_str()))
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), Value::from(v.to_str().ok()?))))
+        .collect();
+    let query: serde_json::Map<String, Value> = query
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v)))
+        .collect();
+    let body = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "method": method.as_str(),
+            "path": uri.path(),
+            "query": query,
+            "headers": echoed,
+            "body": body,
+        }),
         V::CONTENT_TYPE,
     )
 }

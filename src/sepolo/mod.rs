@@ -272,6 +272,19 @@ impl Client {
         self.transport.last_rate_limit()
     }
 
+    /// Raw calls: an endpoint this SDK does not model yet, with the client's base URL,
+    /// credentials, retries, pacing, error normalization and everything else of a modelled
+    /// call (see [`crate::raw`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: iot_sdk::sepolo::Client) -> iot_sdk::Result<()> {
+    /// let body: serde_json::Value = client.raw().get(["devices"]).query_pair("limit", "5").decode().await?;
+    /// # let _ = body; Ok(()) }
+    /// ```
+    pub fn raw(&self) -> crate::raw::Raw {
+        crate::raw::Raw::new(self.transport.clone())
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &url::Url {
         self.transport.base_url()

@@ -434,7 +434,8 @@ impl AggregateTelemetry {
                 interval: self.interval,
                 func: &self.func,
             })?;
-            let (mut part, _) = envelope::one::<Wire, Vec<AggregatePoint>>(
+            let (mut part, _) = envelope::send_one::<Vec<AggregatePoint>>(
+                Wire::ONE,
                 &self.client.transport,
                 self.opts.apply(req),
             )
@@ -844,7 +845,7 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
             };
         }
     };
-    let resp = envelope::one::<Wire, IngestResponse>(&client.transport, req).await;
+    let resp = envelope::send_one::<IngestResponse>(Wire::ONE, &client.transport, req).await;
     let resp = match resp {
         Ok((data, _)) => data,
         Err(error) => {

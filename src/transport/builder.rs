@@ -12,8 +12,9 @@ use url::{Host, Url};
 use super::{Inner, SDK_USER_AGENT, Transport};
 use crate::auth::{Auth, Redactor};
 use crate::error::{Error, Result};
+use crate::intercept::{Interceptor, Interceptors};
 use crate::rate_limit::{Bucket, BucketKind, PaceBucket, Pacer};
-use crate::retry::{RetryBudget, RetryPolicy};
+use crate::retry::{RetryBudget, RetryPolicy, RetryRule, RetryRules};
 use crate::vendor::{Profile, Vendor};
 
 /// The settings of a client, shared by the vendor builders.
@@ -31,6 +32,8 @@ pub(crate) struct TransportBuilder {
     http: Option<reqwest::Client>,
     max_response_bytes: usize,
     pacing: Option<Vec<PaceBucket>>,
+    interceptors: Vec<Arc<dyn Interceptor>>,
+    retry_rules: RetryRules,
 }
 
 impl fmt::Debug for TransportBuilder {
@@ -50,6 +53,15 @@ impl fmt::Debug for TransportBuilder {
             .field("timeout", &self.timeout)
             .field("custom_http_client", &self.http.is_some())
             .field("pacing", &self.pacing)
+            .field(
+                "interceptors",
+                &self
+                    .interceptors
+                    .iter()
+                    .map(|i| i.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("retry_rules", &self.retry_rules)
             .finish()
     }
 }
@@ -71,7 +83,17 @@ impl TransportBuilder {
             http: None,
             max_response_bytes: 64 * 1024 * 1024,
             pacing: None,
+            interceptors: Vec::new(),
+            retry_rules: RetryRules::default(),
         }
+    }
+
+    pub(crate) fn interceptor(&mut self, interceptor: Arc<dyn Interceptor>) {
+        self.interceptors.push(interceptor);
+    }
+
+    pub(crate) fn retry_rule(&mut self, rule: Arc<dyn RetryRule>) {
+        self.retry_rules.push(rule);
     }
 
     pub(crate) fn base_url(&mut self, url: impl Into<String>) {
@@ -194,6 +216,8 @@ impl TransportBuilder {
                 pacer: self.pacing.as_deref().map(Pacer::new),
                 last_rate_limit: Mutex::new(None),
                 warned: Mutex::new(HashSet::new()),
+                interceptors: Interceptors::new(self.interceptors),
+                retry_rules: self.retry_rules,
             }),
         })
     }

@@ -34,6 +34,10 @@ pub struct ResponseMeta {
     pub attempts: u32,
     /// Which request this answered.
     pub request: Option<RequestInfo>,
+    /// The response headers as received, except those that could carry a credential:
+    /// `Authorization`, `Proxy-Authorization`, `X-Sepolo-Api-Key`, `Set-Cookie`, and any header
+    /// whose value holds the key (or another secret) the request was sent with.
+    pub headers: HeaderMap,
 }
 
 impl ResponseMeta {
@@ -96,6 +100,7 @@ impl Transport {
             sunset: text(known.sunset),
             attempts: attempt,
             request: Some(info.clone()),
+            headers: HeaderMap::new(),
         };
         if meta.deprecation.is_some() || meta.sunset.is_some() {
             let mut warned = lock(&self.inner.warned);

@@ -9,6 +9,7 @@
 
 mod builder;
 mod decode;
+mod hooks;
 mod meta;
 mod request;
 mod send;
@@ -51,6 +52,8 @@ pub(crate) struct Response {
     pub(crate) meta: ResponseMeta,
     /// The credentials the request carried, so that error text echoing them can be redacted.
     pub(super) redactor: Redactor,
+    /// How long the attempt that got it took.
+    pub(super) elapsed: Duration,
 }
 
 /// A configured HTTP client for one vendor. Cheap to clone.
@@ -78,6 +81,8 @@ struct Inner {
     pacer: Option<Pacer>,
     last_rate_limit: Mutex<Option<RateLimit>>,
     warned: Mutex<HashSet<String>>,
+    interceptors: crate::intercept::Interceptors,
+    retry_rules: crate::retry::RetryRules,
 }
 
 impl fmt::Debug for Transport {
@@ -91,11 +96,18 @@ impl fmt::Debug for Transport {
             .field("retry_budget_available", &i.budget.available())
             .field("timeout", &i.timeout)
             .field("pacing", &i.pacer)
+            .field("interceptors", &i.interceptors)
+            .field("retry_rules", &i.retry_rules)
             .finish_non_exhaustive()
     }
 }
 
 impl Transport {
+    /// The vendor this client talks to.
+    pub(crate) fn profile(&self) -> &Profile {
+        &self.inner.vendor
+    }
+
     /// The base URL all paths are appended to.
     pub(crate) fn base_url(&self) -> &Url {
         &self.inner.base
@@ -132,21 +144,15 @@ impl Transport {
     pub(crate) async fn send(&self, req: Request) -> Result<Response> {
         let url = self.url(&req)?;
         let info = RequestInfo::of(&req.method, url.path());
-        let span = tracing::debug_span!(
-            "iot_sdk.request",
-            vendor = self.inner.vendor.name,
-            method = %req.method,
-            path = %url.path(),
-        );
-        // Without a subscriber that wants the span, the future is not wrapped (wrapping moves
-        // the whole send loop's state once more).
-        if span.is_disabled() {
-            self.send_with_retries(&req, &url, &info).await
-        } else {
-            self.send_with_retries(&req, &url, &info)
-                .instrument(span)
-                .await
-        }
+        let span = hooks::call_span(self.inner.vendor.name, &req.method, &url);
+        let started = std::time::Instant::now();
+        let mut attempts = 0;
+        let result = self
+            .send_with_retries(&req, &url, &info, &mut attempts)
+            .instrument(span.clone())
+            .await;
+        hooks::record_call(&span, &result, attempts);
+        self.after_call(&info, attempts, started, result)
     }
 
     /// The URL of a call: the base URL plus percent-encoded segments, plus the query.

@@ -11,7 +11,7 @@ use url::Url;
 use crate::auth::ApiKey;
 use crate::error::{Error, Result, snippet};
 use crate::rate_limit::BucketKind;
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, RetryRules};
 /// Where a request goes.
 #[allow(
     dead_code,
@@ -33,6 +33,8 @@ pub(crate) struct Request {
     pub(super) idempotent: bool,
     /// Boxed, like the rare absolute target, to keep a request small to move.
     pub(super) retry: Option<Box<RetryPolicy>>,
+    /// This call's own retry rules, asked before the client's.
+    pub(super) retry_rules: RetryRules,
     pub(super) timeout: Option<Duration>,
     pub(super) sensitive_response: bool,
     pub(super) authenticate: bool,
@@ -61,6 +63,7 @@ impl Request {
             body: None,
             idempotent,
             retry: None,
+            retry_rules: RetryRules::default(),
             timeout: None,
             sensitive_response: false,
             authenticate: true,
@@ -151,6 +154,14 @@ impl Request {
     pub(crate) fn retry(mut self, policy: Option<RetryPolicy>) -> Self {
         if policy.is_some() {
             self.retry = policy.map(Box::new);
+        }
+        self
+    }
+
+    /// Retry rules for this call only, asked before the client's.
+    pub(crate) fn retry_rules(mut self, rules: &RetryRules) -> Self {
+        if !rules.is_empty() {
+            self.retry_rules = rules.clone();
         }
         self
     }

@@ -4,10 +4,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use tracing::Instrument;
 use url::Url;
 
 use super::decode::api_error;
+use super::hooks::{attempt_span, record_error, record_response};
 use super::{Request, Response, Transport};
 use crate::auth::{ApiKey, Redactor};
 use crate::error::{Error, RequestInfo, Result, TransportError, TransportErrorKind};
@@ -23,6 +25,11 @@ struct AttemptFailure {
     retry_after: Option<Duration>,
     /// The key the attempt was sent with, to hand back to a token source on 401.
     key: Option<ApiKey>,
+    /// The response's status and headers (credentials stripped), when there was a response.
+    status: Option<u16>,
+    headers: Option<HeaderMap>,
+    /// How long the attempt took.
+    elapsed: Duration,
 }
 
 impl Transport {
@@ -32,6 +39,7 @@ impl Transport {
         req: &Request,
         url: &Url,
         info: &RequestInfo,
+        attempts: &mut u32,
     ) -> Result<Response> {
         let policy = req.retry.as_deref().unwrap_or(&self.inner.retry);
         let started = Instant::now();
@@ -41,23 +49,44 @@ impl Transport {
         let mut attempt: u32 = 0;
         loop {
             attempt = attempt.saturating_add(1);
-            let failed = match self.attempt(req, url, info, attempt).await? {
-                Ok(resp) => {
+            *attempts = attempt;
+            let span = attempt_span(self.inner.vendor.name, &req.method, url, attempt);
+            let outcome = self.attempt(req, url, info, attempt);
+            let failed = match outcome.instrument(span.clone()).await {
+                Err(e) => {
+                    record_error(&span, &e);
+                    return Err(e);
+                }
+                Ok(Ok(resp)) => {
+                    let m = &resp.meta;
+                    record_response(&span, m.status, m.request_id.as_deref());
+                    let (status, headers) = (Some(m.status), Some(&m.headers));
+                    self.after_attempt(info, attempt, status, headers, resp.elapsed, None, None)?;
                     self.inner.budget.on_success();
                     return Ok(resp);
                 }
-                Err(f) => f,
+                Ok(Err(f)) => f,
             };
+            record_error(&span, &failed.error);
+            drop(span);
             let AttemptFailure {
                 kind,
                 error,
                 retry_after,
                 key,
+                status,
+                headers,
+                elapsed,
             } = failed;
+            let hook = |delay| {
+                let h = headers.as_ref();
+                self.after_attempt(info, attempt, status, h, elapsed, Some(&error), delay)
+            };
 
             if kind == FailureKind::Status(401) && !reauthenticated {
                 if let Some(key) = key {
                     if self.inner.auth.refresh_after_401(&key).await? {
+                        hook(Some(Duration::ZERO))?;
                         tracing::info!(attempt, "401: refreshed the token, sending again");
                         reauthenticated = true;
                         max_attempts = max_attempts.saturating_add(1);
@@ -66,6 +95,7 @@ impl Transport {
                 }
             }
 
+            let rule = self.rule_verdict(req, info, attempt, kind, &error)?;
             let decision = RetryDecision {
                 kind,
                 idempotent: req.idempotent,
@@ -73,6 +103,7 @@ impl Transport {
                 max_attempts,
                 retry_after,
                 elapsed: started.elapsed(),
+                rule,
             };
             let verdict = policy.next_delay(
                 &decision,
@@ -84,9 +115,11 @@ impl Transport {
                 Ok(d) => d,
                 Err(why) => {
                     tracing::debug!(attempt, reason = why, "not retrying");
+                    hook(None)?;
                     return Err(with_attempts(error, attempt));
                 }
             };
+            hook(Some(delay.min(MAX_SLEEP)))?;
             tracing::info!(
                 attempt,
                 failure = ?kind,
@@ -107,42 +140,14 @@ impl Transport {
         attempt: u32,
     ) -> Result<std::result::Result<Response, AttemptFailure>> {
         let i = &self.inner;
-        let mut rb = i.http.request(req.method.clone(), url.clone());
-        match req.timeout {
-            Some(t) => rb = rb.timeout(t),
-            None if !i.client_has_timeout => rb = rb.timeout(i.timeout),
-            None => {}
-        }
-        let mut request = match rb.build() {
-            Ok(r) => r,
-            Err(e) => {
-                let kind = classify(&e);
-                return Ok(Err(AttemptFailure {
-                    kind: FailureKind::of_transport(kind),
-                    error: transport_error(kind, info, describe_reqwest(&e), Some(e)),
-                    retry_after: None,
-                    key: None,
-                }));
-            }
-        };
-        // Headers are inserted one by one (values are shared, not copied) rather than by cloning
-        // whole header maps on every attempt.
-        let headers = request.headers_mut();
-        for (name, value) in &i.default_headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        for (name, value) in &req.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let mut key = None;
+        // The credential first: the redactor every hook and error of this attempt uses knows it.
+        let (mut auth, mut key) = (None, None);
         if req.authenticate {
             match &i.static_auth {
-                Some((name, value)) => {
-                    headers.insert(name.clone(), value.clone());
-                }
+                Some((name, value)) => auth = Some((name.clone(), value.clone())),
                 None => {
                     let (name, value, k) = i.auth.header_for_attempt().await?;
-                    headers.insert(name, value);
+                    auth = Some((name, value));
                     key = Some(k);
                 }
             }
@@ -159,11 +164,32 @@ impl Transport {
                     .chain(&req.secrets),
             )
         };
-        if let Some((content_type, body)) = &req.body {
-            request
-                .headers_mut()
-                .insert(CONTENT_TYPE, content_type.clone());
-            *request.body_mut() = Some(body.clone().into());
+        let mut rb = i.http.request(req.method.clone(), url.clone());
+        match req.timeout {
+            Some(t) => rb = rb.timeout(t),
+            None if !i.client_has_timeout => rb = rb.timeout(i.timeout),
+            None => {}
+        }
+        let mut request = rb.build();
+        if let Ok(request) = &mut request {
+            // Headers are inserted one by one (values are shared, not copied) rather than by
+            // cloning whole header maps on every attempt.
+            let headers = request.headers_mut();
+            for (name, value) in &i.default_headers {
+                headers.insert(name.clone(), value.clone());
+            }
+            for (name, value) in &req.headers {
+                headers.insert(name.clone(), value.clone());
+            }
+            // Interceptors see the headers before the credential is added.
+            self.before_attempt(headers, info, attempt, &redactor)?;
+            if let Some((name, value)) = auth {
+                headers.insert(name, value);
+            }
+            if let Some((content_type, body)) = &req.body {
+                headers.insert(CONTENT_TYPE, content_type.clone());
+                *request.body_mut() = Some(body.clone().into());
+            }
         }
 
         let bucket = req
@@ -174,7 +200,11 @@ impl Transport {
         }
 
         let started = Instant::now();
-        let mut resp = match i.http.execute(request).await {
+        let sent = match request {
+            Ok(request) => self.execute(request, info, &redactor).await?,
+            Err(e) => Err(e),
+        };
+        let mut resp = match sent {
             Ok(r) => r,
             Err(e) => {
                 let kind = classify(&e);
@@ -184,12 +214,16 @@ impl Transport {
                     error: transport_error(kind, info, describe_reqwest(&e), Some(e)),
                     retry_after: None,
                     key,
+                    status: None,
+                    headers: None,
+                    elapsed: started.elapsed(),
                 }));
             }
         };
         let status = resp.status();
         // Taken, not cloned: reading the body needs only its framing, which hyper keeps.
-        let headers = std::mem::take(resp.headers_mut());
+        let mut headers = std::mem::take(resp.headers_mut());
+        super::super::intercept::strip_credentials(&mut headers, &redactor);
         let received = SystemTime::now();
         let body = match read_body(resp, i.max_response_bytes).await {
             Ok(b) => b,
@@ -200,11 +234,14 @@ impl Transport {
                     error: transport_error(kind, info, msg, source),
                     retry_after: None,
                     key,
+                    status: Some(status.as_u16()),
+                    headers: Some(headers),
+                    elapsed: started.elapsed(),
                 }));
             }
         };
 
-        let meta = self.meta(status, &headers, &body, info, attempt, received, &redactor);
+        let mut meta = self.meta(status, &headers, &body, info, attempt, received, &redactor);
         if let Some(pacer) = &i.pacer {
             pacer.observe(bucket.0, &meta.rate_limit);
         }
@@ -215,11 +252,14 @@ impl Transport {
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "response",
         );
+        let elapsed = started.elapsed();
         if status.is_success() {
+            meta.headers = headers;
             return Ok(Ok(Response {
                 body,
                 meta,
                 redactor,
+                elapsed,
             }));
         }
         let retry_after = meta.rate_limit.retry_after;
@@ -229,6 +269,9 @@ impl Transport {
             error: error.into(),
             retry_after,
             key,
+            status: Some(status.as_u16()),
+            headers: Some(headers),
+            elapsed,
         }))
     }
 }
