@@ -1,8 +1,6 @@
 //! Raw calls: an endpoint the SDK does not model yet, with everything else of a modelled call.
 //!
-//! `client.raw()` on [`sgt::Client`](crate::sgt::Client),
-//! [`sepolo::Client`](crate::sepolo::Client) and [`siliconwit::Client`](crate::siliconwit::Client)
-//! gives a [`Raw`]: method, path segments (each percent-encoded, `..` refused), query, JSON
+//! `client.raw()` on every vendor client gives a [`Raw`]: method, path segments (each percent-encoded, `..` refused), query, JSON
 //! body, and a typed or [`serde_json::Value`] response. The call goes through the same
 //! transport as every modelled call: the client's base URL, credentials, tenant and default
 //! headers, retries and retry rules, pacing, rate-limit parsing ([`crate::RateLimit`]), the
