@@ -35,10 +35,10 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Sleep;
 
+use super::Client;
 #[cfg(feature = "store-forward")]
 use super::store::Queue;
 use super::telemetry::{ChunkOutcome, MAX_INGEST_BATCH, Reading, RejectedReading, send_chunk};
-use super::Client;
 use crate::call::CallOptions;
 use crate::error::{Error, Result};
 
@@ -310,9 +310,8 @@ impl IngestSinkBuilder {
                 self.capacity, self.batch_size
             )));
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::config("an ingest sink must be started inside a Tokio runtime")
-        })?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::config("an ingest sink must be started inside a Tokio runtime"))?;
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             closed: AtomicBool::new(false),
@@ -440,10 +439,7 @@ impl IngestSink {
             tokio::task::spawn_blocking(move || q.insert(&readings))
                 .await
                 .map_err(|e| SinkError::Store(format!("the queue writer failed: {e}")))??;
-            self.shared
-                .counters
-                .produced
-                .fetch_add(n, Ordering::SeqCst);
+            self.shared.counters.produced.fetch_add(n, Ordering::SeqCst);
             // The rows are committed: the worker learns of them (or, gone, finds them on the
             // next open).
             let _ = self.tx.send(Cmd::Stored);
@@ -562,7 +558,9 @@ enum Backlog {
     #[cfg(feature = "store-forward")]
     Durable {
         queue: Queue,
-        claiming: Option<tokio::task::JoinHandle<std::result::Result<Vec<super::store::Claimed>, SinkError>>>,
+        claiming: Option<
+            tokio::task::JoinHandle<std::result::Result<Vec<super::store::Claimed>, SinkError>>,
+        >,
     },
 }
 
@@ -690,6 +688,7 @@ impl Worker {
             .set_held(buffered.saturating_add(self.inflight_readings));
     }
 
+    #[cfg_attr(not(feature = "store-forward"), allow(irrefutable_let_patterns))]
     fn command(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Readings(readings) => {
@@ -705,7 +704,10 @@ impl Worker {
             Cmd::Stored => {}
             Cmd::Flush { target, done } => {
                 let target = match &self.backlog {
-                    Backlog::Memory(_) => self.next_seq.saturating_sub(1),
+                    Backlog::Memory(_) => {
+                        let _ = target;
+                        self.next_seq.saturating_sub(1)
+                    }
                     #[cfg(feature = "store-forward")]
                     Backlog::Durable { .. } => target,
                 };
@@ -789,8 +791,7 @@ impl Worker {
         let queue = queue.clone();
         self.inflight.push(Box::pin(async move {
             let outcome = send_chunk(&client, readings, &opts).await;
-            let resolved =
-                tokio::task::spawn_blocking(move || queue.resolve(&sent, outcome)).await;
+            let resolved = tokio::task::spawn_blocking(move || queue.resolve(&sent, outcome)).await;
             let mut report = IngestReport {
                 readings: count,
                 accepted: 0,
@@ -813,9 +814,8 @@ impl Worker {
                 // opened again, when they are resent as possibly duplicated.
                 Ok(Err(e)) => report.error = Some(e.into()),
                 Err(e) => {
-                    report.error = Some(
-                        SinkError::Store(format!("the queue writer failed: {e}")).into(),
-                    );
+                    report.error =
+                        Some(SinkError::Store(format!("the queue writer failed: {e}")).into());
                 }
             }
             Done {

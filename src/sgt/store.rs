@@ -159,7 +159,11 @@ impl QueueOptions {
                 path.display()
             )));
         }
-        let sync = if self.sync_on_commit { "FULL" } else { "NORMAL" };
+        let sync = if self.sync_on_commit {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
         conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
             .map_err(store)?;
         conn.execute_batch(SCHEMA).map_err(store)?;
@@ -383,7 +387,9 @@ impl Queue {
     fn refresh_oldest(&self, db: &Db) -> Result<(), SinkError> {
         let oldest: i64 = db
             .conn
-            .query_row("SELECT coalesce(min(seq), 0) FROM readings", [], |r| r.get(0))
+            .query_row("SELECT coalesce(min(seq), 0) FROM readings", [], |r| {
+                r.get(0)
+            })
             .map_err(store)?;
         self.inner
             .oldest
@@ -449,7 +455,10 @@ impl Queue {
             .store(u64::try_from(last).unwrap_or(0), Ordering::SeqCst);
         if dropped > 0 {
             self.inner.dropped.fetch_add(dropped, Ordering::SeqCst);
-            tracing::warn!(dropped, "store-and-forward queue full: oldest readings dropped");
+            tracing::warn!(
+                dropped,
+                "store-and-forward queue full: oldest readings dropped"
+            );
             self.refresh_oldest(&db)?;
         } else if self.inner.oldest.load(Ordering::SeqCst) == 0 {
             self.refresh_oldest(&db)?;
@@ -505,7 +514,10 @@ impl Queue {
         tx.commit().map_err(store)?;
         let bad = unreadable.len() as u64;
         if bad > 0 {
-            tracing::warn!(rows = bad, "store-and-forward queue: unreadable rows deleted");
+            tracing::warn!(
+                rows = bad,
+                "store-and-forward queue: unreadable rows deleted"
+            );
             db.rows = db.rows.saturating_sub(bad);
             self.inner.dropped.fetch_add(bad, Ordering::SeqCst);
             self.refresh_oldest(&db)?;
@@ -548,7 +560,8 @@ impl Queue {
                 unconfirmed,
                 accepted: _,
             } => {
-                let named: std::collections::BTreeSet<usize> = rejected_at.iter().copied().collect();
+                let named: std::collections::BTreeSet<usize> =
+                    rejected_at.iter().copied().collect();
                 if unconfirmed.is_empty() {
                     for i in 0..sent.len() {
                         if named.contains(&i) {
@@ -619,7 +632,8 @@ impl Queue {
                 .map_err(store)?;
             for i in &requeue {
                 if let Some(&(seq, _)) = sent.get(*i) {
-                    back.execute(params![seq_param(seq), maybe]).map_err(store)?;
+                    back.execute(params![seq_param(seq), maybe])
+                        .map_err(store)?;
                 }
             }
             if resolved.possibly_duplicated > 0 {

@@ -647,6 +647,7 @@ pub(crate) enum ChunkOutcome {
         accepted: u64,
         rejected: Vec<RejectedReading>,
         /// The index in the chunk of each of `rejected`.
+        #[cfg_attr(not(feature = "store-forward"), allow(dead_code))]
         rejected_at: Vec<usize>,
         unconfirmed: Vec<Reading>,
     },
