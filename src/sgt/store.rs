@@ -638,8 +638,11 @@ impl Queue {
             }
             if resolved.possibly_duplicated > 0 {
                 tx.execute(
-                    "DELETE FROM possibly_duplicated WHERE seq <= (SELECT max(seq) FROM possibly_duplicated) - ?1",
-                    [seq_param(POSSIBLY_DUPLICATED_KEPT)],
+                    // Keep the latest rows: delete those older than the KEPT-th newest (none
+                    // while there are fewer).
+                    "DELETE FROM possibly_duplicated WHERE seq < (SELECT seq FROM possibly_duplicated
+                     ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                    [seq_param(POSSIBLY_DUPLICATED_KEPT.saturating_sub(1))],
                 )
                 .map_err(store)?;
             }
