@@ -441,7 +441,7 @@ async fn a_producer_killed_at_random_points_loses_nothing() {
         );
     }
     // Nothing stored that no child produced.
-    for (k, _) in &counts {
+    for k in counts.keys() {
         let i = (k.2 - origin()).num_seconds() as usize * DEVICES
             + k.0.trim_start_matches("dev_").parse::<usize>().unwrap()
             - 1;

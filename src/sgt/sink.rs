@@ -291,7 +291,8 @@ impl IngestSinkBuilder {
     }
 
     /// Starts the sink's task on the current Tokio runtime. Returns the handle to send
-    /// readings with and the stream of reports.
+    /// readings with and the stream of reports. Read the reports or drop them (`let (sink, _)
+    /// = …`): a report stream kept but never read stops the sink once 16 reports wait.
     ///
     /// # Errors
     ///
