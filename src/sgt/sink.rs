@@ -13,11 +13,11 @@
 //! it, or drop it (then reports are discarded); a report stream that is kept but never read
 //! stops the sink once its buffer is full.
 //!
-//! **Store-and-forward** (feature `store-forward`): with a [`Queue`](super::Queue), every
+//! **Store-and-forward** (feature `store-forward`): with a `Queue` (`iot_sdk::sgt::store`), every
 //! reading is written to its SQLite file before `send` returns and is sent from there; memory
 //! holds only the batches in requests (`concurrency` × `batch_size` readings), the file holds
 //! the rest up to its bound. Retryable and unconfirmed readings stay in the file and are sent
-//! again after a pause, so nothing is handed back: see [the queue](super::store) for the
+//! again after a pause, so nothing is handed back: see the `store` module for the
 //! at-least-once promise.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -63,7 +63,7 @@ pub enum SinkError {
     #[error(transparent)]
     Invalid(Error),
     /// The store-and-forward queue holds its maximum and its policy is
-    /// [`FullPolicy::Refuse`](super::FullPolicy::Refuse): nothing of this batch was written.
+    /// `FullPolicy::Refuse`: nothing of this batch was written.
     #[error(
         "the store-and-forward queue is full ({max} readings) and refuses new readings; wait for it to drain or raise max_readings"
     )]

@@ -48,7 +48,7 @@
 //! The file holds at most [`QueueOptions::max_readings`] readings (default
 //! [`DEFAULT_MAX_READINGS`]). When a batch would pass the bound, the [`FullPolicy`] decides:
 //! [`FullPolicy::Refuse`] (the default) refuses the whole batch with
-//! [`SinkError::QueueFull`](super::SinkError::QueueFull), nothing written;
+//! [`SinkError::QueueFull`], nothing written;
 //! [`FullPolicy::DropOldest`] deletes the oldest queued readings (never one in a request) to make
 //! room and counts them in [`Queue::dropped`].
 //!

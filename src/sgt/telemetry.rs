@@ -368,7 +368,7 @@ impl Telemetry {
 impl Telemetry {
     /// A streaming ingest sink: readings one at a time, batched by count and linger, sent with
     /// bounded concurrency and backpressure, outcomes reported as a stream. See
-    /// [`IngestSinkBuilder`].
+    /// [`IngestSinkBuilder`](super::IngestSinkBuilder).
     pub fn sink(&self) -> super::IngestSinkBuilder {
         super::IngestSinkBuilder::new(self.client.clone())
     }
