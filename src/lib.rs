@@ -75,6 +75,7 @@
 //! | `siliconwit` | yes | the SiliconWit client |
 //! | `rustls` | yes | TLS through rustls |
 //! | `native-tls` | no | TLS through the platform's library |
+//! | `store-forward` | no | the SGT ingest sink's durable SQLite queue (`sgt::Queue`) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an

@@ -104,6 +104,13 @@ pub struct Faults {
     /// Fraction of requests whose connection is closed without any response, before any
     /// processing.
     pub drop_rate: f64,
+    /// Fraction of requests that are processed (a write is stored) and whose response is then
+    /// lost: the connection closes without it. The client cannot tell whether the request
+    /// took effect; this is the fault that makes an ingest "unconfirmed" yet stored.
+    pub lost_response_rate: f64,
+    /// An outage: every request is answered `503 Service Unavailable` with `Retry-After: 1`,
+    /// before any processing, until the faults are replaced.
+    pub unavailable: bool,
 }
 
 impl Faults {
@@ -132,6 +139,21 @@ impl Faults {
         self.drop_rate = clamp_rate(rate);
         self
     }
+
+    /// Sets the fraction of requests processed and then answered with a dropped connection
+    /// (clamped to `0.0..=1.0`).
+    #[must_use]
+    pub fn lost_response_rate(mut self, rate: f64) -> Self {
+        self.lost_response_rate = clamp_rate(rate);
+        self
+    }
+
+    /// An outage of the whole API (`true`): every request is answered 503, nothing processed.
+    #[must_use]
+    pub fn unavailable(mut self, down: bool) -> Self {
+        self.unavailable = down;
+        self
+    }
 }
 
 fn clamp_rate(rate: f64) -> f64 {
@@ -150,8 +172,11 @@ pub struct Stats {
     pub requests: u64,
     /// Requests answered with an injected 5xx or dropped (see [`Faults`]).
     pub faults_injected: u64,
-    /// Of [`Stats::faults_injected`], the connections dropped without a response.
+    /// Of [`Stats::faults_injected`], the connections dropped without a response (before or,
+    /// for [`Faults::lost_response_rate`], after processing).
     pub connections_dropped: u64,
+    /// Of [`Stats::connections_dropped`], the requests processed whose response was lost.
+    pub responses_lost: u64,
     /// Requests answered 429 by the rate limiter.
     pub rate_limited: u64,
     /// Telemetry ingest requests that reached the handler (vendors with an ingest endpoint).

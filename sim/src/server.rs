@@ -344,6 +344,9 @@ impl FaultInjector {
     /// Rolls the dice for one request.
     fn decide(&self) -> FaultAction {
         let faults = self.get();
+        if faults.unavailable {
+            return FaultAction::Error(StatusCode::SERVICE_UNAVAILABLE);
+        }
         if faults.drop_rate <= 0.0 && faults.error_rate <= 0.0 {
             return FaultAction::Pass;
         }
@@ -360,6 +363,12 @@ impl FaultInjector {
             return FaultAction::Error(status);
         }
         FaultAction::Pass
+    }
+
+    /// Rolls the dice, after a request was processed, for losing its response.
+    fn lose_response(&self) -> bool {
+        let rate = self.get().lost_response_rate;
+        rate > 0.0 && lock(&self.rng).f64() < rate
     }
 }
 
@@ -681,7 +690,11 @@ async fn middleware<V: Vendor>(State(vendor): State<Arc<V>>, req: Request, next:
             let (code, message) = V::canned(kind);
             let failure = Failure::new(status, code, message, json!({ "simulated": true }));
             let limits = vendor.peek(&key, &req);
-            let resp = error_response::<V>(&failure, &request_id);
+            let mut resp = error_response::<V>(&failure, &request_id);
+            if core.faults.get().unavailable {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             return finish::<V>(core, resp, &limits, &request_id);
         }
         FaultAction::Pass => {}
@@ -704,6 +717,14 @@ async fn middleware<V: Vendor>(State(vendor): State<Arc<V>>, req: Request, next:
         Some(failure) => error_response::<V>(&failure, &request_id),
         None => normalize::<V>(vendor.render(resp, &request_id, started), &request_id),
     };
+    if core.faults.lose_response() {
+        core.stat(|s| {
+            s.faults_injected += 1;
+            s.connections_dropped += 1;
+            s.responses_lost += 1;
+        });
+        return dropped_connection();
+    }
     finish::<V>(core, resp, &limits, &request_id)
 }
 

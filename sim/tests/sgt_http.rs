@@ -1106,3 +1106,51 @@ async fn the_server_stops_when_dropped_and_a_taken_port_is_a_bind_error() {
     sim.shutdown().await;
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn a_lost_response_is_processed_and_an_outage_processes_nothing() {
+    let sim = start(
+        SgtSimulator::builder()
+            .api_key(KEY)
+            .faults(Faults::none().lost_response_rate(1.0)),
+    )
+    .await;
+    let reading = json!({"device_id": "dev_42", "metric": "power_kw", "ts": "2026-06-01T00:00:00Z", "value": 1.5});
+    let body = json!({ "readings": [reading.clone()] });
+    let url = format!("{}/telemetry/ingest", sim.base_url());
+    let lost = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(KEY)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
+    assert!(lost.is_err(), "the response was not lost: {lost:?}");
+    // Processed all the same: stored once.
+    let ts: chrono::DateTime<chrono::Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+    let key = ("dev_42".to_owned(), "power_kw".to_owned(), ts);
+    assert_eq!(sim.stored_counts().get(&key), Some(&1));
+    let stats = sim.stats();
+    assert_eq!((stats.responses_lost, stats.readings_stored), (1, 1));
+
+    // Sent again without faults: the simulator counts the duplicate.
+    sim.set_faults(Faults::none());
+    assert_eq!(
+        post(&sim, "/telemetry/ingest", body.clone()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(sim.stored_counts().get(&key), Some(&2));
+
+    // An outage: 503 with Retry-After for everything, nothing stored.
+    sim.set_faults(Faults::none().unavailable(true));
+    let down = post(&sim, "/telemetry/ingest", body.clone()).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(down.header("retry-after"), Some("1"));
+    assert_eq!(
+        get(&sim, "/devices").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(sim.stored_counts().get(&key), Some(&2));
+    sim.set_faults(Faults::none());
+    assert_eq!(get(&sim, "/devices").await.status, StatusCode::OK);
+}

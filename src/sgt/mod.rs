@@ -41,12 +41,22 @@ use crate::transport::{Transport, TransportBuilder};
 use crate::vendor::{ErrorBody, Vendor, text};
 
 pub mod devices;
+pub mod sink;
+#[cfg(feature = "store-forward")]
+#[cfg_attr(docsrs, doc(cfg(feature = "store-forward")))]
+pub mod store;
 pub mod telemetry;
 
 pub use devices::{
     CommandReceipt, Device, DeviceCommand, DeviceCount, DeviceFilter, DeviceStatus, DeviceUpdate,
     Devices, NewDevice,
 };
+pub use sink::{
+    DEFAULT_LINGER, DEFAULT_SINK_BATCH, DEFAULT_SINK_CAPACITY, IngestReport, IngestReports,
+    IngestSink, IngestSinkBuilder, SinkError, SinkStats,
+};
+#[cfg(feature = "store-forward")]
+pub use store::{DEFAULT_MAX_READINGS, FullPolicy, Queue, QueueOptions};
 pub use telemetry::{
     AggregateFn, AggregatePoint, AggregateTelemetry, Export, ExportFormat, Ingest, IngestError,
     IngestProgress, IngestSummary, Interval, Reading, RejectedReading, Telemetry, TelemetryFilter,

@@ -80,7 +80,7 @@ impl Reading {
         self
     }
 
-    fn check(&self, index: usize) -> Result<()> {
+    pub(crate) fn check(&self, index: usize) -> Result<()> {
         let problem = if self.device_id.as_str().trim().is_empty() {
             "has no device_id"
         } else if self.metric.trim().is_empty() {
@@ -365,6 +365,15 @@ impl Telemetry {
     }
 }
 
+impl Telemetry {
+    /// A streaming ingest sink: readings one at a time, batched by count and linger, sent with
+    /// bounded concurrency and backpressure, outcomes reported as a stream. See
+    /// [`IngestSinkBuilder`](super::IngestSinkBuilder).
+    pub fn sink(&self) -> super::IngestSinkBuilder {
+        super::IngestSinkBuilder::new(self.client.clone())
+    }
+}
+
 /// The series of [`Telemetry::query`] (`GET /telemetry`): one device and one metric.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
@@ -633,11 +642,14 @@ struct IngestResponseError {
     message: Option<String>,
 }
 
-/// What became of one chunk.
-enum ChunkOutcome {
+/// What became of one chunk (shared by [`Ingest`] and the streaming sink, `super::sink`).
+pub(crate) enum ChunkOutcome {
     Done {
         accepted: u64,
         rejected: Vec<RejectedReading>,
+        /// The index in the chunk of each of `rejected`.
+        #[cfg_attr(not(feature = "store-forward"), allow(dead_code))]
+        rejected_at: Vec<usize>,
         unconfirmed: Vec<Reading>,
     },
     Failed {
@@ -771,6 +783,7 @@ impl Ingest {
                     accepted,
                     mut rejected,
                     mut unconfirmed,
+                    rejected_at: _,
                 } => {
                     err.accepted = err.accepted.saturating_add(accepted);
                     err.rejected.append(&mut rejected);
@@ -811,7 +824,7 @@ impl Ingest {
 }
 
 /// Whether a failed chunk may nevertheless have been stored.
-fn maybe_stored(e: &Error) -> bool {
+pub(crate) fn maybe_stored(e: &Error) -> bool {
     match e {
         Error::Transport(t) => t.kind() != TransportErrorKind::Connect,
         Error::Api(a) => a.status() == 504,
@@ -821,7 +834,14 @@ fn maybe_stored(e: &Error) -> bool {
     }
 }
 
-async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) -> ChunkOutcome {
+/// Sends one chunk of at most [`MAX_INGEST_BATCH`] readings (paced against the `ingest` bucket)
+/// and classifies what became of each reading: the one chunk sender of [`Ingest`] and of the
+/// streaming sink.
+pub(crate) async fn send_chunk(
+    client: &Client,
+    chunk: Vec<Reading>,
+    opts: &CallOptions,
+) -> ChunkOutcome {
     #[derive(Serialize)]
     struct Body<'a> {
         readings: &'a [Reading],
@@ -876,10 +896,12 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
         return ChunkOutcome::Done {
             accepted,
             rejected: Vec::new(),
+            rejected_at: Vec::new(),
             unconfirmed: Vec::new(),
         };
     }
     let mut rejected = Vec::with_capacity(named.len());
+    let rejected_at: Vec<usize> = named.iter().copied().collect();
     let mut unconfirmed = Vec::new();
     let mut details = resp.errors.into_iter();
     for (i, reading) in chunk.into_iter().enumerate() {
@@ -898,6 +920,7 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
         ChunkOutcome::Done {
             accepted,
             rejected,
+            rejected_at,
             unconfirmed,
         }
     } else {
@@ -912,6 +935,7 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
         ChunkOutcome::Done {
             accepted: 0,
             rejected,
+            rejected_at,
             unconfirmed,
         }
     }

@@ -244,6 +244,22 @@ impl Simulator<SgtState> {
         lock(&self.state.data).stored_readings(device_id, metric)
     }
 
+    /// How many times ingest stored each (device, metric, `ts`): a reading sent twice counts
+    /// 2. Readings a `supersedes: true` reading replaced are gone, as in
+    /// [`Self::stored_readings`]. For exactly-once checks.
+    pub fn stored_counts(&self) -> std::collections::HashMap<(String, String, DateTime<Utc>), u64> {
+        let data = lock(&self.state.data);
+        let mut counts = std::collections::HashMap::new();
+        for ((device, metric), series) in &data.stored {
+            for r in series {
+                *counts
+                    .entry((device.clone(), metric.clone(), r.ts))
+                    .or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// Registers a PKCE `code_challenge` (S256: the unpadded base64url SHA-256 of the verifier)
     /// and returns the authorization code to exchange for a token at [`Self::token_url`] with
     /// `grant_type=authorization_code`. This stands in for the browser leg of the flow. A code
