@@ -54,6 +54,8 @@
 //! | `siliconwit` | yes | the SiliconWit client |
 //! | `rustls` | yes | TLS through rustls |
 //! | `native-tls` | no | TLS through the platform's library |
+//! | `fleet` | yes | [`fleet`]: one fleet across the vendors, resumable CSV exports |
+//! | `parquet` | no | Parquet exports in [`fleet`] (adds `arrow` and `parquet`) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an
@@ -92,6 +94,10 @@ pub mod sepolo;
 #[cfg(feature = "siliconwit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "siliconwit")))]
 pub mod siliconwit;
+
+#[cfg(feature = "fleet")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
+pub mod fleet;
 
 pub use auth::{ApiKey, Auth, TokenSource};
 pub use call::Call;
