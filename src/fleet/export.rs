@@ -307,8 +307,11 @@ impl Export {
             failures,
             written: 0,
         };
+        // Units that failed before this run are done again after the main order; those
+        // failing in this run wait for the next one.
+        let retry = run.cp.pending.len();
         run.main_pass().await?;
-        run.pending_pass().await?;
+        run.pending_pass(retry).await?;
         run.sink.finish()?;
         run.checkpoint(None)?;
         let Run {
@@ -553,10 +556,10 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The units pending at the start of this pass, once each, in order.
-    async fn pending_pass(&mut self) -> Result<()> {
+    /// The first `count` pending units (those pending when the run started), once each, in
+    /// order.
+    async fn pending_pass(&mut self, count: usize) -> Result<()> {
         let windows = self.export.windows();
-        let count = self.cp.pending.len();
         let total = units_total(&self.cp, windows.len() as u64);
         for _ in 0..count {
             if self.cp.pending.is_empty() {
