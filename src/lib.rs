@@ -55,7 +55,6 @@
 //! | `rustls` | yes | TLS through rustls |
 //! | `native-tls` | no | TLS through the platform's library |
 //! | `fleet` | yes | [`fleet`]: one fleet across the vendors, resumable CSV exports |
-//! | `parquet` | no | Parquet exports in [`fleet`] (adds `arrow` and `parquet`) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an

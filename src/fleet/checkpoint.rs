@@ -14,7 +14,6 @@
 //!   "next_unit": 17,
 //!   "pending": [{"window": 3, "source": "sgt", "device": "dev_2"}],
 //!   "data_len": 123456,
-//!   "parts": 0,
 //!   "rows": 4242
 //! }
 //! ```
@@ -23,8 +22,7 @@
 //! once listed by a later run, are in `late`). Units are numbered window-major: for each window,
 //! for each source in order, for each of its devices (sorted by id). `next_unit` units of that
 //! order are done or in `pending` (failed, or of a late source: done after the main order).
-//! `data_len` (CSV) is the data file's length when the checkpoint was written; `parts`
-//! (Parquet) the number of part files complete.
+//! `data_len` is the data file's length when the checkpoint was written.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -78,8 +76,6 @@ pub(crate) struct Checkpoint {
     #[serde(default)]
     pub(crate) pending: Vec<UnitKey>,
     pub(crate) data_len: u64,
-    #[serde(default)]
-    pub(crate) parts: u64,
     pub(crate) rows: u64,
 }
 
@@ -187,7 +183,6 @@ mod tests {
                 device: "dev_1".into(),
             }],
             data_len: 99,
-            parts: 0,
             rows: 7,
         }
     }

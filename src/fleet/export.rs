@@ -34,17 +34,12 @@ pub(crate) const COLUMNS: [&str; 8] = [
 pub enum ExportFormat {
     /// CSV (`readings.csv`), a header line then one line per reading.
     Csv,
-    /// Parquet (`readings-NNNNNN.parquet` part files), with the `parquet` feature.
-    #[cfg(feature = "parquet")]
-    Parquet,
 }
 
 impl ExportFormat {
     fn as_str(self) -> &'static str {
         match self {
             ExportFormat::Csv => "csv",
-            #[cfg(feature = "parquet")]
-            ExportFormat::Parquet => "parquet",
         }
     }
 }
@@ -87,7 +82,7 @@ impl fmt::Display for UnitFailure {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ExportReport {
-    /// The output (the CSV file, or the directory of Parquet parts).
+    /// The output file.
     pub path: PathBuf,
     /// The checkpoint beside it.
     pub checkpoint: PathBuf,
@@ -140,8 +135,8 @@ pub struct CrashPoint {
 
 type Progress = Arc<dyn Fn(&ExportProgress) + Send + Sync>;
 
-/// An export of a fleet's readings in `[from, to)` to a directory: CSV (`readings.csv`) or
-/// Parquet, with a checkpoint (`….checkpoint.json`) beside it. Get one from [`Fleet::export`].
+/// An export of a fleet's readings in `[from, to)` to a directory: CSV (`readings.csv`), with a
+/// checkpoint (`….checkpoint.json`) beside it. Get one from [`Fleet::export`].
 ///
 /// The work is split into units (one device of one source over one window of
 /// [`Export::unit`], one day by default), done in a fixed order (window after window; in each,
@@ -243,14 +238,6 @@ impl Export {
         self.run(dir.as_ref(), ExportFormat::Csv).await
     }
 
-    /// Runs the export to Parquet: `dir/readings/part-NNNNNN.parquet`, checkpoint
-    /// `dir/readings.parquet.checkpoint.json`.
-    #[cfg(feature = "parquet")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
-    pub async fn parquet(self, dir: impl AsRef<Path>) -> Result<ExportReport> {
-        self.run(dir.as_ref(), ExportFormat::Parquet).await
-    }
-
     /// Runs the export in `format`.
     pub async fn run(self, dir: &Path, format: ExportFormat) -> Result<ExportReport> {
         check_range(self.from, self.to)?;
@@ -268,11 +255,6 @@ impl Export {
             ExportFormat::Csv => (
                 dir.join("readings.csv"),
                 dir.join("readings.csv.checkpoint.json"),
-            ),
-            #[cfg(feature = "parquet")]
-            ExportFormat::Parquet => (
-                dir.join("readings"),
-                dir.join("readings.parquet.checkpoint.json"),
             ),
         };
         let spec = self.spec(format);
@@ -292,9 +274,7 @@ impl Export {
         };
         let mut sink = open_sink(format, &data_path, resumed.then_some(&cp))?;
         if !resumed {
-            let (len, parts) = sink.position();
-            cp.data_len = len;
-            cp.parts = parts;
+            cp.data_len = sink.position();
             checkpoint::store(&cp_path, &cp, || {})?;
         } else {
             self.list_late(&mut cp, &mut failures).await;
@@ -395,7 +375,6 @@ impl Export {
             next_unit: 0,
             pending: Vec::new(),
             data_len: 0,
-            parts: 0,
             rows: 0,
         }
     }
@@ -610,9 +589,7 @@ impl Run<'_> {
     }
 
     fn checkpoint(&mut self, unit: Option<u64>) -> Result<()> {
-        let (len, parts) = self.sink.position();
-        self.cp.data_len = len;
-        self.cp.parts = parts;
+        self.cp.data_len = self.sink.position();
         let export = self.export;
         checkpoint::store(self.cp_path, &self.cp, || {
             if let Some(i) = unit {
@@ -646,8 +623,8 @@ pub(crate) trait Sink {
     fn write_unit(&mut self, rows: &[Sourced<FleetReading>]) -> Result<bool>;
     /// Makes everything durable.
     fn finish(&mut self) -> Result<()>;
-    /// The data file's length and the number of complete part files.
-    fn position(&self) -> (u64, u64);
+    /// The data file's length.
+    fn position(&self) -> u64;
 }
 
 fn open_sink(
@@ -657,11 +634,6 @@ fn open_sink(
 ) -> Result<Box<dyn Sink>> {
     match format {
         ExportFormat::Csv => Ok(Box::new(CsvSink::open(path, resume.map(|c| c.data_len))?)),
-        #[cfg(feature = "parquet")]
-        ExportFormat::Parquet => Ok(Box::new(super::parquet::ParquetSink::open(
-            path,
-            resume.map(|c| c.parts),
-        )?)),
     }
 }
 
@@ -798,7 +770,7 @@ impl Sink for CsvSink {
             .map_err(|e| io("cannot sync", &self.path, e))
     }
 
-    fn position(&self) -> (u64, u64) {
-        (self.len, 0)
+    fn position(&self) -> u64 {
+        self.len
     }
 }

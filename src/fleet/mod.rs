@@ -75,13 +75,11 @@
 //! [`Fleet`] streams devices and readings of every source at once, with bounded concurrency
 //! across sources; an item is `Err(`[`SourceError`]`)` when one source (or one device) failed,
 //! and the stream goes on with the others: the caller decides whether to stop. [`Export`] writes
-//! readings to CSV (or Parquet, with the `parquet` feature) with a checkpoint that lets a run
+//! readings to CSV with a checkpoint that lets a run
 //! after a crash continue where the last one stopped; see [`Export`].
 
 mod export;
 mod model;
-#[cfg(feature = "parquet")]
-mod parquet;
 mod union;
 
 #[cfg(feature = "sepolo")]
@@ -101,9 +99,9 @@ use futures::stream::BoxStream;
 
 use crate::error::{Error, Result};
 
-pub use export::{Export, ExportFormat, ExportProgress, ExportReport, UnitFailure};
 #[doc(hidden)]
 pub use export::{CrashPhase, CrashPoint};
+pub use export::{Export, ExportFormat, ExportProgress, ExportReport, UnitFailure};
 pub use model::{
     FleetDevice, FleetReading, FleetStatus, MetricFilter, VendorDevice, VendorKind, VendorReading,
 };

@@ -94,7 +94,7 @@ fn look_back(now: DateTime<Utc>, from: DateTime<Utc>) -> (TelemetryRange, TimeDe
     RANGES
         .iter()
         .find(|(_, span)| needed.is_some_and(|n| *span >= n))
-        .unwrap_or(&RANGES[RANGES.len() - 1])
+        .unwrap_or(&RANGES[4])
         .clone()
 }
 
