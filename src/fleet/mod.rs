@@ -15,7 +15,7 @@
 //! let mut devices = fleet.devices();
 //! while let Some(item) = devices.next().await {
 //!     match item {
-//!         Ok(d) => println!("{} {} {} {}", d.vendor, d.id, d.status, d.name.unwrap_or_default()),
+//!         Ok(d) => println!("{} {} {} {:?}", d.vendor, d.id, d.status, d.name),
 //!         Err(failed) => eprintln!("{failed}"), // one source failed; the others go on
 //!     }
 //! }
@@ -68,7 +68,7 @@
 //! SiliconWit's telemetry has no time range, only a look-back (`1h` … `30d`) from now, capped to
 //! the plan's retention, and at most 1,000 readings: a range it cannot serve whole (older than
 //! the look-back, or with more than 1,000 readings between its start and now) fails with an
-//! [`OutOfReach`] error (in [`Error::Vendor`](crate::Error::Vendor)) rather than a silent gap.
+//! [`OutOfReach`] error (in [`Error::Vendor`]) rather than a silent gap.
 //!
 //! # The union and the export
 //!
