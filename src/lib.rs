@@ -76,6 +76,7 @@
 //! | `rustls` | yes | TLS through rustls |
 //! | `native-tls` | no | TLS through the platform's library |
 //! | `store-forward` | no | the SGT ingest sink's durable SQLite queue (`sgt::Queue`) |
+//! | `fleet` | yes | [`fleet`]: one fleet across the vendors, resumable CSV exports |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an
@@ -116,6 +117,10 @@ pub mod sepolo;
 #[cfg(feature = "siliconwit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "siliconwit")))]
 pub mod siliconwit;
+
+#[cfg(feature = "fleet")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fleet")))]
+pub mod fleet;
 
 pub use auth::{ApiKey, Auth, TokenSource};
 pub use call::{Call, CallFuture};

@@ -36,7 +36,21 @@ use crate::error::{Error, ProtocolError, Result};
 use crate::transport::ResponseMeta;
 
 /// Where the next page starts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Serializable, so that a job can store where it stands. The format is stable (a change to it
+/// is a breaking change): externally tagged, lowercase, `{"cursor": "…"}` or `{"offset": 42}`.
+/// A stored cursor is only as good as the server's promise: cursors are short-lived, so store
+/// one for a restart within minutes, not for days.
+///
+/// ```
+/// use iot_sdk::PageToken;
+/// let t = PageToken::Offset(42);
+/// assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"offset":42}"#);
+/// let back: PageToken = serde_json::from_str(r#"{"cursor":"c_9"}"#).unwrap();
+/// assert_eq!(back, PageToken::Cursor("c_9".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PageToken {
     /// An opaque cursor, sent back verbatim (SGT, Sepolo).
     Cursor(String),
