@@ -62,6 +62,11 @@ pub enum Error {
     /// one did, so [`Error::api`] and [`Error::is_retryable`] still answer for it.
     #[error(transparent)]
     Vendor(Box<dyn std::error::Error + Send + Sync>),
+    /// Pacing is on and its [`Limiter`](crate::Limiter) could not decide whether the call may
+    /// go (a shared store unreachable) for longer than its
+    /// [`LimiterFallback::Wait`](crate::LimiterFallback::Wait) allows; nothing was sent.
+    #[error("rate limiter: {0}")]
+    Limiter(Box<crate::limiter::LimiterError>),
 }
 
 impl Error {

@@ -36,7 +36,8 @@
 //!   exponential delays, `Retry-After` with a cap, a total time budget and a client-wide token
 //!   bucket against retry storms.
 //! - [`RateLimit`]: the rate-limit headers of every response, reset computed against the
-//!   server's `Date`; optional client-side pacing with the vendor's [`Bucket`]s.
+//!   server's `Date`; optional client-side pacing with the vendor's [`Bucket`]s, decided by a
+//!   [`Limiter`]: in-process by default, or shared by many processes through Redis.
 //! - [`List`]: every list of every vendor, one generic type over the vendor's typed filter;
 //!   cursor, offset, windowed and concurrent-offset paging on one engine.
 //! - [`Page`], [`PageStream`], [`ItemStream`]: the pages and items of a list as lazy `Stream`s.
@@ -54,6 +55,7 @@
 //! | `siliconwit` | yes | the SiliconWit client |
 //! | `rustls` | yes | TLS through rustls |
 //! | `native-tls` | no | TLS through the platform's library |
+//! | `redis` | no | `RedisLimiter`: one key's pacing shared by many processes through Redis |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an
@@ -69,6 +71,7 @@ mod call;
 mod env;
 mod envelope;
 pub mod error;
+pub mod limiter;
 mod list;
 pub mod paging;
 pub mod rate_limit;
@@ -99,9 +102,13 @@ pub use error::{
     ApiError, DecodeError, Error, ErrorCode, ProtocolError, RequestInfo, Result, TransportError,
     TransportErrorKind,
 };
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use limiter::RedisLimiter;
+pub use limiter::{Limiter, LimiterFallback, LocalLimiter};
 pub use list::List;
 pub use paging::{ItemStream, Page, PageStream, PageToken};
-pub use rate_limit::{AllCalls, Bucket, BucketKind, RateLimit};
+pub use rate_limit::{AllCalls, Bucket, BucketKind, PaceBucket, RateLimit};
 pub use retry::{RetryBudget, RetryPolicy};
 pub use transport::ResponseMeta;
 

@@ -12,7 +12,8 @@ use url::{Host, Url};
 use super::{Inner, SDK_USER_AGENT, Transport};
 use crate::auth::Auth;
 use crate::error::{Error, Result};
-use crate::rate_limit::{Bucket, BucketKind, PaceBucket, Pacer};
+use crate::limiter::{Limiter, LocalLimiter, Pacer};
+use crate::rate_limit::{Bucket, BucketKind, PaceBucket};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::vendor::{Profile, Vendor};
 
@@ -31,6 +32,7 @@ pub(crate) struct TransportBuilder {
     http: Option<reqwest::Client>,
     max_response_bytes: usize,
     pacing: Option<Vec<PaceBucket>>,
+    limiter: Option<Arc<dyn Limiter>>,
 }
 
 impl fmt::Debug for TransportBuilder {
@@ -50,6 +52,7 @@ impl fmt::Debug for TransportBuilder {
             .field("timeout", &self.timeout)
             .field("custom_http_client", &self.http.is_some())
             .field("pacing", &self.pacing)
+            .field("limiter", &self.limiter)
             .finish()
     }
 }
@@ -71,6 +74,7 @@ impl TransportBuilder {
             http: None,
             max_response_bytes: 64 * 1024 * 1024,
             pacing: None,
+            limiter: None,
         }
     }
 
@@ -123,9 +127,22 @@ impl TransportBuilder {
         self.max_response_bytes = n;
     }
 
-    /// Client-side pacing with the vendor's published buckets (`true`) or none (`false`).
+    /// Client-side pacing with the vendor's published buckets (`true`) or none (`false`, which
+    /// also drops a limiter set before).
     pub(crate) fn pacing(&mut self, on: bool) {
         self.pacing = on.then(self.vendor.buckets);
+        if !on {
+            self.limiter = None;
+        }
+    }
+
+    /// Pacing decided by `limiter`, with the buckets set by `pacing_buckets` or else the
+    /// vendor's published ones.
+    pub(crate) fn limiter(&mut self, limiter: Arc<dyn Limiter>) {
+        self.limiter = Some(limiter);
+        if self.pacing.is_none() {
+            self.pacing = Some((self.vendor.buckets)());
+        }
     }
 
     /// Client-side pacing with custom buckets (a plan with other limits), named by the vendor's
@@ -181,7 +198,12 @@ impl TransportBuilder {
                 budget: self.retry_budget.unwrap_or_default(),
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
-                pacer: self.pacing.as_deref().map(Pacer::new),
+                pacer: self.pacing.as_deref().map(|buckets| {
+                    let limiter = self
+                        .limiter
+                        .unwrap_or_else(|| Arc::new(LocalLimiter::new()));
+                    Pacer::new(buckets, limiter)
+                }),
                 last_rate_limit: Mutex::new(None),
                 warned: Mutex::new(HashSet::new()),
             }),
