@@ -16,7 +16,7 @@
 //! units were taken. The client then applies the limiter's [`LimiterFallback`]:
 //!
 //! - [`LimiterFallback::Wait`] (the default): the call waits `retry_every` and asks again; after
-//!   `give_up_after` without an answer it fails with [`Error::Limiter`](crate::Error::Limiter),
+//!   `give_up_after` without an answer it fails with [`Error::Limiter`],
 //!   having sent nothing. Never more traffic than the shared budget, at the price of stalling.
 //! - [`LimiterFallback::Local`]: the call is paced at once by in-process buckets holding the
 //!   published rate and burst divided by `workers`, starting empty (the shared bucket may have
@@ -125,7 +125,7 @@ impl<L: Limiter + ?Sized> Limiter for Arc<L> {
 #[non_exhaustive]
 pub enum LimiterFallback {
     /// Wait `retry_every` and ask the limiter again; after `give_up_after` without an answer
-    /// the call fails with [`Error::Limiter`](crate::Error::Limiter), unsent.
+    /// the call fails with [`Error::Limiter`], unsent.
     Wait {
         /// The pause between two questions (at least 10 ms).
         retry_every: Duration,

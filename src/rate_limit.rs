@@ -260,8 +260,8 @@ impl PaceBucket {
     pub fn divided(&self, workers: u32) -> Self {
         let w = workers.max(1);
         PaceBucket {
-            limit: (self.limit / w).max(1),
-            burst: (self.burst / w).max(1),
+            limit: self.limit.checked_div(w).unwrap_or(self.limit).max(1),
+            burst: self.burst.checked_div(w).unwrap_or(self.burst).max(1),
             ..*self
         }
     }
