@@ -453,8 +453,12 @@ impl Pacer {
     pub(crate) fn observe(&self, bucket: &str, rl: &RateLimit) {
         if let Some(b) = self.bucket(bucket) {
             self.limiter.observe(b, rl);
-            if self.degraded.load(Ordering::Acquire) {
-                self.local.lower(b, rl);
+            if let (true, LimiterFallback::Local { workers }) =
+                (self.degraded.load(Ordering::Acquire), self.fallback)
+            {
+                // The fallback's own (divided) bucket: refilled at the whole bucket's rate,
+                // it would let each worker go at the whole rate.
+                self.local.lower(&b.divided(workers), rl);
             }
         }
     }

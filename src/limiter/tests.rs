@@ -333,3 +333,26 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_servers_word_during_an_outage_refills_only_the_workers_share() {
+    // The limiter stays down; responses keep saying 5 are left. Each worker's share of 40/s is
+    // 10/s: one call every 100 ms, however the responses read.
+    let flaky = Flaky::new(u32::MAX, LimiterFallback::local(4));
+    let p = Pacer::new(&[read_bucket()], flaky);
+    let rl = RateLimit {
+        remaining: Some(5),
+        ..RateLimit::default()
+    };
+    let start = tokio::time::Instant::now();
+    for i in 1..=10u32 {
+        p.acquire("read", 1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await; // the response's latency
+        p.observe("read", &rl);
+        assert!(
+            start.elapsed() >= Duration::from_millis(u64::from(i) * 100),
+            "call {i} at {:?}",
+            start.elapsed()
+        );
+    }
+}
