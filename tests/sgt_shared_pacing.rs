@@ -40,18 +40,31 @@ const WORKERS: usize = 4;
 // A real redis-server, on a free loopback port, stopped on drop
 // ---------------------------------------------------------------------------------------------
 
+/// A free loopback port that this test process has not handed out before: a worker whose
+/// Redis was stopped must not reconnect to another test's, and a port meant to be dead must
+/// stay so.
+fn free_port() -> u16 {
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut used = USED.lock().unwrap();
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
+}
+
 struct RedisServer {
     child: Option<Child>,
     port: u16,
 }
 
 impl RedisServer {
+    /// On a free port no other server of this test process had (see [`free_port`]).
     fn start() -> RedisServer {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        RedisServer::start_on(port)
+        RedisServer::start_on(free_port())
     }
 
     fn start_on(port: u16) -> RedisServer {
@@ -462,10 +475,7 @@ async fn the_script_decides_like_the_in_process_bucket() {
 /// errors never show the URL's password.
 #[tokio::test]
 async fn an_unreachable_redis_is_an_error_without_the_password() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let limiter = RedisLimiter::builder(format!("redis://:hunter2secret@127.0.0.1:{port}"), "ns")
         .fallback(LimiterFallback::wait(
             Duration::from_millis(50),
