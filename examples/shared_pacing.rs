@@ -21,7 +21,7 @@ use iot_sdk_sim::sgt::SgtSimulator;
 
 const SCALE: f64 = 2.0;
 const RATE: u32 = 1_200; // a minute: 600 × SCALE
-const BURST: u32 = 238; // 120 × SCALE, less two units of headroom
+const BURST: u32 = 240; // 120 × SCALE
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

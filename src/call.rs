@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use reqwest::header::IF_MATCH;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::transport::{Request, ResponseMeta, Transport};
 
@@ -79,8 +81,11 @@ impl<T: Send + 'static> Call<T> {
     }
 
     /// Sends the call.
-    pub async fn send(self) -> Result<T> {
-        self.send_with_meta().await.map(|(v, _)| v)
+    pub fn send(self) -> CallFuture<T> {
+        CallFuture(match self.request {
+            Ok(req) => Running::Sending((self.run)(self.transport, self.opts.apply(req))),
+            Err(e) => Running::Refused(Some(e)),
+        })
     }
 
     /// Sends the call and also returns the response's metadata (request id, rate limit, ETag).
@@ -92,10 +97,42 @@ impl<T: Send + 'static> Call<T> {
 
 impl<T: Send + 'static> IntoFuture for Call<T> {
     type Output = Result<T>;
-    type IntoFuture = BoxFuture<'static, Result<T>>;
+    type IntoFuture = CallFuture<T>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+        self.send()
+    }
+}
+
+/// The future of a sent [`Call`] ([`Call::send`], or `.await` on the call): its value, without
+/// the response's metadata.
+///
+/// It is the request's own future, not another boxed layer around it.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct CallFuture<T>(Running<T>);
+
+enum Running<T> {
+    /// The request was refused before sending (an invalid id, say); the error, until taken.
+    Refused(Option<Error>),
+    Sending(BoxFuture<'static, Result<(T, ResponseMeta)>>),
+}
+
+impl<T> fmt::Debug for CallFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallFuture")
+    }
+}
+
+impl<T> Future for CallFuture<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            Running::Sending(f) => f.as_mut().poll(cx).map(|r| r.map(|(v, _)| v)),
+            Running::Refused(e) => Poll::Ready(Err(e.take().unwrap_or_else(|| {
+                Error::invalid_input("this call's future was polled again after it completed")
+            }))),
+        }
     }
 }
 

@@ -63,19 +63,13 @@ pub(crate) trait Envelope: 'static {
     fn open_page<T: DeserializeOwned + Send + 'static>(wire: Self::Page<T>) -> RawPage<T>;
 
     /// Sends `req` and turns the response into one value: the runner of a plain [`crate::Call`].
+    /// A runner that adjusts the value (a webhook's secret, a device's ETag) awaits [`one`]
+    /// inside its own future instead, so the call is boxed once.
     fn call<T: DeserializeOwned + Send + 'static>(
         t: Transport,
         req: Request,
     ) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
-        Box::pin(async move {
-            match Self::ONE {
-                One::Data => {
-                    let (wire, meta) = t.send_json::<Data<T>>(req).await?;
-                    Ok((wire.data, meta))
-                }
-                One::Bare => t.send_json::<T>(req).await,
-            }
-        })
+        Box::pin(async move { one::<Self, T>(&t, req).await })
     }
 
     /// Sends `req` and turns the response into one page: the runner of a [`crate::List`].
@@ -87,6 +81,20 @@ pub(crate) trait Envelope: 'static {
             let (wire, meta) = t.send_json::<Self::Page<T>>(req).await?;
             Ok((Self::open_page(wire), meta))
         })
+    }
+}
+
+/// Sends `req` and decodes one object in `E`'s envelope.
+pub(crate) async fn one<E: Envelope + ?Sized, T: DeserializeOwned>(
+    t: &Transport,
+    req: Request,
+) -> Result<(T, ResponseMeta)> {
+    match E::ONE {
+        One::Data => {
+            let (wire, meta) = t.send_json::<Data<T>>(req).await?;
+            Ok((wire.data, meta))
+        }
+        One::Bare => t.send_json::<T>(req).await,
     }
 }
 

@@ -97,7 +97,7 @@ pub mod sepolo;
 pub mod siliconwit;
 
 pub use auth::{ApiKey, Auth, TokenSource};
-pub use call::Call;
+pub use call::{Call, CallFuture};
 pub use error::{
     ApiError, DecodeError, Error, ErrorCode, ProtocolError, RequestInfo, Result, TransportError,
     TransportErrorKind,

@@ -216,7 +216,8 @@ struct BucketState {
     last: tokio::time::Instant,
 }
 
-/// In-process token buckets: the default limiter. A bucket starts full (`burst`), refills at
+/// In-process token buckets: the default limiter. A bucket starts full (its
+/// [`capacity`](PaceBucket::capacity): the burst less the arrival margin), refills at
 /// its rate and may go into debt: a call reserves its units before it waits, so concurrent
 /// callers queue in order. Each response's `X-RateLimit-Remaining` lowers the bucket to what
 /// the server says is left.
@@ -261,7 +262,7 @@ impl LocalLimiter {
     /// Runs `f` on `bucket`'s state, refilled to now.
     fn with_state<R>(&self, bucket: &PaceBucket, f: impl FnOnce(&mut BucketState) -> R) -> R {
         let now = tokio::time::Instant::now();
-        let capacity = f64::from(bucket.burst().max(1));
+        let capacity = bucket.capacity();
         let mut states = lock(&self.states);
         let i = match states.iter().position(|(n, _)| *n == bucket.name()) {
             Some(i) => i,
@@ -297,12 +298,16 @@ impl LocalLimiter {
         })
     }
 
-    /// The bucket holds no more than the server says is left (`min` never raises it, so units
-    /// reserved by waiting callers stay reserved). It then refills at its own rate: waiting for
-    /// the server's full reset would be needlessly slow.
+    /// The bucket holds no more than the server says is left, less the same arrival margin
+    /// as its capacity (`min` never raises it, so units reserved by waiting callers stay
+    /// reserved). It then refills at its own rate: waiting for the server's full reset would be
+    /// needlessly slow.
     fn lower(&self, bucket: &PaceBucket, rl: &RateLimit) {
         if let Some(remaining) = rl.remaining {
-            self.with_state(bucket, |s| s.tokens = s.tokens.min(remaining as f64));
+            let slack = f64::from(bucket.burst().max(1)) - bucket.capacity();
+            self.with_state(bucket, |s| {
+                s.tokens = s.tokens.min(remaining as f64 - slack)
+            });
         }
     }
 }

@@ -234,8 +234,9 @@ impl Raw {
         }
     }
 
-    /// Readings in sequential 1,000-reading POSTs.
-    async fn ingest(&self, readings: &[Reading]) -> R<u64> {
+    /// Readings in sequential 1,000-reading POSTs. Takes the readings as the SDK does (owned, so
+    /// both sides free them inside the timed region).
+    async fn ingest(&self, readings: Vec<Reading>) -> R<u64> {
         let mut accepted = 0;
         for chunk in readings.chunks(sgt::telemetry::MAX_INGEST_BATCH) {
             let body = serde_json::to_vec(&RawIngestBody { readings: chunk })?;
@@ -567,8 +568,9 @@ async fn fig7(s: &Servers, z: Sizes) -> R<Vec<Row>> {
             let summary = sdk.telemetry().ingest(copy).send().await?;
             time.sdk.push(t.elapsed().as_secs_f64() * 1e3);
             cpu.sdk.push((measure::thread() - u).cpu * 1e6 / n as f64);
+            let copy = all.clone();
             let (t, u) = (Instant::now(), measure::thread());
-            let accepted = raw.ingest(&all).await?;
+            let accepted = raw.ingest(copy).await?;
             time.base.push(t.elapsed().as_secs_f64() * 1e3);
             cpu.base.push((measure::thread() - u).cpu * 1e6 / n as f64);
             if summary.accepted != n as u64 || accepted != n as u64 {
@@ -732,6 +734,46 @@ async fn run_child(mode: &str, n: usize, port: u16) -> R<()> {
                 black_box(raw.device().await?);
             }
             println!("calls {n}");
+        }
+        "page-sdk" => {
+            let sdk = sdk_sgt(port)?;
+            for _ in 0..n {
+                let page = sdk.devices().list().limit(500).send().await?;
+                black_box(page.items().len());
+            }
+            println!("pages {n}");
+        }
+        "page-raw" => {
+            let raw = Raw::new(port)?;
+            for _ in 0..n {
+                let page: RawSgtPage<sgt::Device> = raw.get("/devices?limit=500").await?;
+                black_box(page.data.len());
+            }
+            println!("pages {n}");
+        }
+        // `n` readings made and ingested; `ingest-none` only makes them, so that its count can
+        // be subtracted from the other two.
+        "ingest-sdk" | "ingest-raw" | "ingest-none" => {
+            let all = readings(n)?;
+            let accepted = match mode {
+                "ingest-sdk" => {
+                    sdk_sgt(port)?
+                        .telemetry()
+                        .ingest(all)
+                        .send()
+                        .await?
+                        .accepted
+                }
+                "ingest-raw" => Raw::new(port)?.ingest(all).await?,
+                _ => {
+                    black_box(all);
+                    n as u64
+                }
+            };
+            if accepted != n as u64 {
+                return Err(format!("accepted {accepted} of {n}").into());
+            }
+            println!("readings {n}");
         }
         other => return Err(format!("unknown child mode {other}").into()),
     }

@@ -7,10 +7,11 @@
 //! other still share one budget. The key expires when its bucket would be full again.
 //!
 //! The GCRA is the in-process token bucket written as a time: a bucket of rate `r` (emission
-//! interval `T = 1/r`) and burst `b` holding `b − (TAT − now)/T` tokens. A call of cost `c`
-//! sets `TAT = max(TAT, now) + c·T` and waits `max(0, TAT − now − b·T)`, which is exactly the
+//! interval `T = 1/r`) and capacity `k` ([`PaceBucket::capacity`]: the burst less the arrival
+//! margin) holding `k − (TAT − now)/T` tokens. A call of cost `c` sets
+//! `TAT = max(TAT, now) + c·T` and waits `max(0, TAT − now − k·T)`, which is exactly the
 //! in-process bucket's `−tokens / r` after it took `c` (debt included): the same buckets,
-//! bursts and queueing, shared.
+//! bursts, margin and queueing, shared.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,11 +26,12 @@ use crate::error::{Error, Result};
 
 /// The decision, run atomically on the Redis server.
 ///
-/// `KEYS[1]`: the bucket's key. `ARGV`: the emission interval in microseconds (a decimal), the
-/// burst (at least 1), the cost. Returns the wait in whole microseconds (rounded up).
+/// `KEYS[1]`: the bucket's key. `ARGV`: the emission interval and the tolerance (the capacity's
+/// worth of intervals) in microseconds (decimals), the cost. Returns the wait in whole
+/// microseconds (rounded up).
 pub(crate) const SCRIPT: &str = r#"
 local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -38,7 +40,7 @@ if tat == nil or tat < now then
   tat = now
 end
 local new_tat = tat + cost * interval
-local wait = new_tat - now - burst * interval
+local wait = new_tat - now - tolerance
 if wait < 0 then
   wait = 0
 end
@@ -205,7 +207,7 @@ impl RedisLimiter {
         let mut call = s.script.prepare_invoke();
         call.key(self.key(bucket))
             .arg(interval_us)
-            .arg(bucket.burst().max(1))
+            .arg(bucket.capacity() * interval_us)
             .arg(cost);
         match tokio::time::timeout(s.timeout, call.invoke_async::<i64>(&mut conn)).await {
             Ok(Ok(us)) => Ok(Duration::from_micros(u64::try_from(us).unwrap_or(0))),

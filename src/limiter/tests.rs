@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use proptest::prelude::*;
 
 use super::*;
+use crate::rate_limit::ARRIVAL_MARGIN;
 
 fn bucket(limit: u32, per_ms: u64, burst: u32) -> Pacer {
     Pacer::new(
@@ -26,18 +27,22 @@ async fn pacer_lets_a_burst_through_then_paces() {
     // 10 per second (one every 100 ms), burst 3.
     let p = bucket(10, 1000, 3);
     let start = tokio::time::Instant::now();
+    // The burst less the arrival margin (20 ms: 0.2 tokens): the third call waits 20 ms.
     for _ in 0..3 {
         p.acquire("b", 1).await.unwrap();
     }
-    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(start.elapsed(), ARRIVAL_MARGIN);
     for i in 1..=5u64 {
         p.acquire("b", 1).await.unwrap();
         let e = start.elapsed().as_millis();
-        assert!((e as i128 - (i as i128) * 100).abs() <= 1, "{i}: {e} ms");
+        assert!(
+            (e as i128 - 20 - (i as i128) * 100).abs() <= 1,
+            "{i}: {e} ms"
+        );
     }
     // An unknown bucket never waits.
     p.acquire("other", 1_000_000).await.unwrap();
-    assert!(start.elapsed() < Duration::from_millis(510));
+    assert!(start.elapsed() < Duration::from_millis(530));
 }
 
 #[tokio::test(start_paused = true)]
@@ -46,10 +51,10 @@ async fn pacer_refills_while_idle_up_to_the_burst() {
     p.acquire("b", 2).await.unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
     let start = tokio::time::Instant::now();
-    p.acquire("b", 2).await.unwrap(); // refilled, but only to the burst
-    assert_eq!(start.elapsed(), Duration::ZERO);
+    p.acquire("b", 2).await.unwrap(); // refilled, but only to the burst less the margin
+    assert_eq!(start.elapsed(), ARRIVAL_MARGIN);
     p.acquire("b", 1).await.unwrap();
-    assert_eq!(start.elapsed().as_millis(), 100);
+    assert_eq!(start.elapsed().as_millis(), 120);
 }
 
 #[tokio::test(start_paused = true)]
@@ -70,7 +75,7 @@ async fn concurrent_callers_queue_in_order() {
         done.push(t.await.unwrap());
     }
     done.sort();
-    assert_eq!(done, vec![0, 100, 200, 300, 400]);
+    assert_eq!(done, vec![20, 120, 220, 320, 420]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -88,10 +93,11 @@ async fn the_servers_remaining_count_lowers_the_bucket() {
     let start = tokio::time::Instant::now();
     p.acquire("b", 1).await.unwrap();
     p.acquire("b", 1).await.unwrap();
-    assert_eq!(start.elapsed(), Duration::ZERO);
+    // The server's 2 less the arrival margin's 0.2 tokens.
+    assert_eq!(start.elapsed(), ARRIVAL_MARGIN);
     // Then one every 100 ms, not a wait for the minute-long reset.
     p.acquire("b", 1).await.unwrap();
-    assert_eq!(start.elapsed().as_millis(), 100);
+    assert_eq!(start.elapsed().as_millis(), 120);
     // A server count above the local one changes nothing; no header, nothing either.
     p.observe(
         "b",
@@ -102,7 +108,7 @@ async fn the_servers_remaining_count_lowers_the_bucket() {
     );
     p.observe("b", &RateLimit::default());
     p.acquire("b", 1).await.unwrap();
-    assert_eq!(start.elapsed().as_millis(), 200);
+    assert_eq!(start.elapsed().as_millis(), 220);
 }
 
 /// A limiter that cannot decide for its first `failures` questions, then lets everything go.
@@ -279,10 +285,10 @@ async fn one_local_limiter_shared_by_two_pacers_is_one_budget() {
     let start = tokio::time::Instant::now();
     p.acquire("b", 1).await.unwrap();
     q.acquire("b", 1).await.unwrap();
-    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(start.elapsed(), ARRIVAL_MARGIN);
     q.acquire("b", 1).await.unwrap();
     p.acquire("b", 1).await.unwrap();
-    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    assert_eq!(start.elapsed(), Duration::from_millis(220));
 }
 
 #[test]

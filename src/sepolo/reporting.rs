@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{Client, DeviceId, Wire, api_path, stamp};
 use crate::call::{Call, CallOptions};
-use crate::envelope::Envelope;
+use crate::envelope;
 use crate::error::Result;
 use crate::transport::Request;
 use crate::window::{check_range, windows};
@@ -225,7 +225,7 @@ impl<T: DeserializeOwned + Combine + Send + 'static> WindowedReport<T> {
             }
             let req = Request::new(Method::GET, self.segments.clone()).query(&params)?;
             let (value, _) =
-                Wire::call::<T>(self.client.transport.clone(), self.opts.apply(req)).await?;
+                envelope::one::<Wire, T>(&self.client.transport, self.opts.apply(req)).await?;
             out.push((range, value));
         }
         Ok(out)

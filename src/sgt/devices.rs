@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{Client, DeviceId, SiteId, Wire};
 use crate::List;
 use crate::call::Call;
-use crate::envelope::{Envelope, no_content};
+use crate::envelope::{self, Envelope, no_content};
 use crate::error::{ProtocolError, Result};
 use crate::transport::{Request, ResponseMeta, Transport};
 
@@ -377,7 +377,7 @@ fn device_with_etag(
     req: Request,
 ) -> BoxFuture<'static, Result<(Device, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut device, meta) = Wire::call::<Device>(t, req).await?;
+        let (mut device, meta) = envelope::one::<Wire, Device>(&t, req).await?;
         if device.etag.is_none() {
             device.etag = meta.etag.clone();
         }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Client, DeviceId, SignedUrl, Wire};
 use crate::List;
 use crate::call::{Call, CallOptions};
-use crate::envelope::Envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{Error, Result, TransportErrorKind};
 use crate::transport::Request;
 use crate::window::{check_range, windows};
@@ -434,8 +434,8 @@ impl AggregateTelemetry {
                 interval: self.interval,
                 func: &self.func,
             })?;
-            let (mut part, _) = Wire::call::<Vec<AggregatePoint>>(
-                self.client.transport.clone(),
+            let (mut part, _) = envelope::one::<Wire, Vec<AggregatePoint>>(
+                &self.client.transport,
                 self.opts.apply(req),
             )
             .await?;
@@ -706,54 +706,54 @@ impl Ingest {
         }
 
         let total = readings.len() as u64;
-        let mut chunks = Vec::new();
-        let mut iter = readings.into_iter().peekable();
-        while iter.peek().is_some() {
-            chunks.push(iter.by_ref().take(chunk_size).collect::<Vec<_>>());
-        }
+        // Chunks are cut as they are sent, so no reading is moved twice.
+        let mut rest = readings.into_iter();
+        let chunks = std::iter::from_fn(move || {
+            let chunk: Vec<Reading> = rest.by_ref().take(chunk_size).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let accepted_so_far = Arc::new(AtomicU64::new(0));
         let done_so_far = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
 
-        let outcomes: Vec<(usize, ChunkOutcome)> =
-            futures::stream::iter(chunks.into_iter().enumerate())
-                .map(|(i, chunk)| {
-                    let client = client.clone();
-                    let opts = opts.clone();
-                    let stop = stop.clone();
-                    let progress = progress.clone();
-                    let accepted_so_far = accepted_so_far.clone();
-                    let done_so_far = done_so_far.clone();
-                    let requests = requests.clone();
-                    async move {
-                        if stop.load(Ordering::SeqCst) {
-                            return (i, ChunkOutcome::NotSent(chunk));
-                        }
-                        requests.fetch_add(1, Ordering::SeqCst);
-                        let n = chunk.len() as u64;
-                        let outcome = send_chunk(&client, chunk, &opts).await;
-                        match &outcome {
-                            ChunkOutcome::Done { accepted, .. } => {
-                                accepted_so_far.fetch_add(*accepted, Ordering::SeqCst);
-                            }
-                            ChunkOutcome::Failed { .. } => stop.store(true, Ordering::SeqCst),
-                            ChunkOutcome::NotSent(_) => {}
-                        }
-                        let done = done_so_far.fetch_add(n, Ordering::SeqCst).saturating_add(n);
-                        if let Some(p) = &progress {
-                            p(IngestProgress {
-                                accepted: accepted_so_far.load(Ordering::SeqCst),
-                                done,
-                                total,
-                            });
-                        }
-                        (i, outcome)
+        let outcomes: Vec<(usize, ChunkOutcome)> = futures::stream::iter(chunks.enumerate())
+            .map(|(i, chunk)| {
+                let client = client.clone();
+                let opts = opts.clone();
+                let stop = stop.clone();
+                let progress = progress.clone();
+                let accepted_so_far = accepted_so_far.clone();
+                let done_so_far = done_so_far.clone();
+                let requests = requests.clone();
+                async move {
+                    if stop.load(Ordering::SeqCst) {
+                        return (i, ChunkOutcome::NotSent(chunk));
                     }
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let n = chunk.len() as u64;
+                    let outcome = send_chunk(&client, chunk, &opts).await;
+                    match &outcome {
+                        ChunkOutcome::Done { accepted, .. } => {
+                            accepted_so_far.fetch_add(*accepted, Ordering::SeqCst);
+                        }
+                        ChunkOutcome::Failed { .. } => stop.store(true, Ordering::SeqCst),
+                        ChunkOutcome::NotSent(_) => {}
+                    }
+                    let done = done_so_far.fetch_add(n, Ordering::SeqCst).saturating_add(n);
+                    if let Some(p) = &progress {
+                        p(IngestProgress {
+                            accepted: accepted_so_far.load(Ordering::SeqCst),
+                            done,
+                            total,
+                        });
+                    }
+                    (i, outcome)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
 
         let mut outcomes = outcomes;
         outcomes.sort_by_key(|(i, _)| *i);
@@ -844,7 +844,7 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
             };
         }
     };
-    let resp = Wire::call::<IngestResponse>(client.transport.clone(), req).await;
+    let resp = envelope::one::<Wire, IngestResponse>(&client.transport, req).await;
     let resp = match resp {
         Ok((data, _)) => data,
         Err(error) => {
@@ -870,6 +870,14 @@ async fn send_chunk(client: &Client, chunk: Vec<Reading>, opts: &CallOptions) ->
     // A count the server cannot have meant (more than was sent) makes the outcome unconfirmed.
     let consistent = accepted.checked_add(named_count) == Some(sent)
         && resp.rejected.is_none_or(|r| r == named_count);
+    if consistent && named.is_empty() {
+        // Every reading accepted: nothing to hand back.
+        return ChunkOutcome::Done {
+            accepted,
+            rejected: Vec::new(),
+            unconfirmed: Vec::new(),
+        };
+    }
     let mut rejected = Vec::with_capacity(named.len());
     let mut unconfirmed = Vec::new();
     let mut details = resp.errors.into_iter();

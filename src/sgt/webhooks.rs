@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Client, WebhookId, Wire};
 use crate::List;
 use crate::call::Call;
-use crate::envelope::{Envelope, no_content};
+use crate::envelope::{self, Envelope, no_content};
 use crate::error::{Error, Result};
 use crate::transport::{Request, ResponseMeta, Transport};
 
@@ -351,7 +351,7 @@ fn created_webhook(
     req: Request,
 ) -> BoxFuture<'static, Result<(CreatedWebhook, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut raw, meta) = Wire::call::<WithSecret>(t, req).await?;
+        let (mut raw, meta) = envelope::one::<Wire, WithSecret>(&t, req).await?;
         fill_etag(&mut raw.webhook, &meta);
         let created = CreatedWebhook {
             webhook: raw.webhook,
@@ -366,7 +366,7 @@ fn updated_webhook(
     req: Request,
 ) -> BoxFuture<'static, Result<(UpdatedWebhook, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut raw, meta) = Wire::call::<WithOptionalSecret>(t, req).await?;
+        let (mut raw, meta) = envelope::one::<Wire, WithOptionalSecret>(&t, req).await?;
         fill_etag(&mut raw.webhook, &meta);
         let updated = UpdatedWebhook {
             webhook: raw.webhook,

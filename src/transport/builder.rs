@@ -10,7 +10,7 @@ use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use url::{Host, Url};
 
 use super::{Inner, SDK_USER_AGENT, Transport};
-use crate::auth::Auth;
+use crate::auth::{Auth, Redactor};
 use crate::error::{Error, Result};
 use crate::limiter::{Limiter, LocalLimiter, Pacer};
 use crate::rate_limit::{Bucket, BucketKind, PaceBucket};
@@ -156,6 +156,8 @@ impl TransportBuilder {
             Error::config("no credentials: set an API key (or a token source) on the builder")
         })?;
         auth.validate()?;
+        let static_auth = auth.static_header()?;
+        let redactor = Redactor::new(auth.static_key());
         let base = parse_base_url(&self.base_url, self.allow_insecure_http)?;
 
         let mut default_headers = HeaderMap::new();
@@ -178,10 +180,15 @@ impl TransportBuilder {
             default_headers.insert(n, v);
         }
 
+        // A client built here carries the default timeout itself, so that a call without a
+        // timeout of its own sets none per request (reqwest keeps those in an allocated
+        // extension map); a caller's client gets the timeout on every request.
+        let client_has_timeout = self.http.is_none();
         let http = match self.http {
             Some(c) => c,
             None => reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout)
+                .timeout(self.timeout)
                 .redirect(same_origin_redirects())
                 .build()
                 .map_err(|e| Error::config(format!("could not build the HTTP client: {e}")))?,
@@ -193,10 +200,13 @@ impl TransportBuilder {
                 http,
                 base,
                 auth,
+                static_auth,
+                redactor,
                 default_headers,
                 retry: self.retry,
                 budget: self.retry_budget.unwrap_or_default(),
                 timeout: self.timeout,
+                client_has_timeout,
                 max_response_bytes: self.max_response_bytes,
                 pacer: self.pacing.as_deref().map(|buckets| {
                     let limiter = self

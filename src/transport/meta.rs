@@ -4,12 +4,12 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use reqwest::header::{ETAG, HeaderMap};
+use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::{Transport, lock};
 use crate::auth::Redactor;
 use crate::error::RequestInfo;
-use crate::rate_limit::RateLimit;
+use crate::rate_limit::{KnownHeaders, RateLimit};
 
 /// Endpoints warned about as deprecated, at most (one warning per endpoint per client).
 const MAX_WARNED_ENDPOINTS: usize = 1024;
@@ -65,22 +65,22 @@ impl Transport {
         received: SystemTime,
         redactor: &Redactor,
     ) -> ResponseMeta {
+        let known = KnownHeaders::scan(headers);
         // Header values are visible ASCII (`to_str`), but may still echo a credential.
-        let text = |name: &str| {
-            headers
-                .get(name)
+        let text = |value: Option<&HeaderValue>| {
+            value
                 .and_then(|v| v.to_str().ok())
                 .map(|s| redactor.text(s.trim()))
                 .filter(|s| !s.is_empty())
         };
-        let rate_limit = RateLimit::from_headers(headers, received);
+        let rate_limit = RateLimit::from_known(&known, received);
         if !rate_limit.is_empty() {
             *lock(&self.inner.last_rate_limit) = Some(rate_limit.clone());
         }
         let meta = ResponseMeta {
             status: status.as_u16(),
-            request_id: headers
-                .get("x-request-id")
+            request_id: known
+                .request_id
                 .and_then(|v| v.to_str().ok())
                 .and_then(|id| redactor.untrusted_id(id))
                 .or_else(|| {
@@ -88,12 +88,12 @@ impl Transport {
                         .and_then(|id| redactor.untrusted_id(&id))
                 }),
             rate_limit,
-            etag: headers
-                .get(ETAG)
+            etag: known
+                .etag
                 .and_then(|v| v.to_str().ok())
                 .map(|e| redactor.text(e)),
-            deprecation: text("deprecation"),
-            sunset: text("sunset"),
+            deprecation: text(known.deprecation),
+            sunset: text(known.sunset),
             attempts: attempt,
             request: Some(info.clone()),
         };

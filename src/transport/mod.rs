@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use url::Url;
@@ -65,10 +65,16 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     auth: Auth,
+    /// The header of a static key, built once; `None` for a token source.
+    static_auth: Option<(HeaderName, HeaderValue)>,
+    /// Redacts the static key; attempts that carry other secrets build their own.
+    redactor: Redactor,
     default_headers: HeaderMap,
     retry: RetryPolicy,
     budget: RetryBudget,
     timeout: Duration,
+    /// Whether `http` applies `timeout` itself (a client this crate built).
+    client_has_timeout: bool,
     max_response_bytes: usize,
     pacer: Option<Pacer>,
     last_rate_limit: Mutex<Option<RateLimit>>,
@@ -133,15 +139,21 @@ impl Transport {
             method = %req.method,
             path = %url.path(),
         );
-        self.send_with_retries(&req, &url, &info)
-            .instrument(span)
-            .await
+        // Without a subscriber that wants the span, the future is not wrapped (wrapping moves
+        // the whole send loop's state once more).
+        if span.is_disabled() {
+            self.send_with_retries(&req, &url, &info).await
+        } else {
+            self.send_with_retries(&req, &url, &info)
+                .instrument(span)
+                .await
+        }
     }
 
     /// The URL of a call: the base URL plus percent-encoded segments, plus the query.
     pub(crate) fn url(&self, req: &Request) -> Result<Url> {
         let mut url = match &req.target {
-            Target::Absolute(u) => u.clone(),
+            Target::Absolute(u) => Url::clone(u),
             Target::Segments(segments) => {
                 let mut url = self.inner.base.clone();
                 {

@@ -19,7 +19,8 @@ use crate::retry::RetryPolicy;
 )]
 pub(super) enum Target {
     Segments(Vec<String>),
-    Absolute(Url),
+    // Boxed: a `Url` is four times a `Vec`, and a request is moved through every layer of a call.
+    Absolute(Box<Url>),
 }
 
 /// One call, before it is sent. Cheap to retry: the body is serialized once.
@@ -30,7 +31,8 @@ pub(crate) struct Request {
     pub(super) headers: HeaderMap,
     pub(super) body: Option<(HeaderValue, Bytes)>,
     pub(super) idempotent: bool,
-    pub(super) retry: Option<RetryPolicy>,
+    /// Boxed, like the rare absolute target, to keep a request small to move.
+    pub(super) retry: Option<Box<RetryPolicy>>,
     pub(super) timeout: Option<Duration>,
     pub(super) sensitive_response: bool,
     pub(super) authenticate: bool,
@@ -74,7 +76,7 @@ impl Request {
     /// A call to an absolute URL (an OAuth2 token endpoint on another host).
     pub(crate) fn absolute(method: Method, url: Url) -> Self {
         let mut r = Request::new(method, Vec::<String>::new());
-        r.target = Target::Absolute(url);
+        r.target = Target::Absolute(Box::new(url));
         r
     }
 
@@ -148,7 +150,7 @@ impl Request {
     /// A retry policy for this call only.
     pub(crate) fn retry(mut self, policy: Option<RetryPolicy>) -> Self {
         if policy.is_some() {
-            self.retry = policy;
+            self.retry = policy.map(Box::new);
         }
         self
     }
@@ -217,7 +219,9 @@ pub(crate) fn check_segment(s: &str) -> Result<()> {
         "." | ".." => Err(Error::invalid_input(format!(
             "`{s}` is not a valid id: it would change the request path"
         ))),
-        _ if s.chars().any(|c| c.is_ascii_control()) => Err(Error::invalid_input(format!(
+        // Bytes, not chars: an ASCII control character is one byte, and no byte of a multi-byte
+        // UTF-8 character is below 0x80.
+        _ if s.bytes().any(|b| b.is_ascii_control()) => Err(Error::invalid_input(format!(
             "{:?} is not a valid id: it contains an ASCII control character",
             snippet(s, 64)
         ))),

@@ -33,7 +33,7 @@ impl Transport {
         url: &Url,
         info: &RequestInfo,
     ) -> Result<Response> {
-        let policy = req.retry.as_ref().unwrap_or(&self.inner.retry);
+        let policy = req.retry.as_deref().unwrap_or(&self.inner.retry);
         let started = Instant::now();
         let mut delays = policy.delays();
         let mut max_attempts = policy.max_attempts();
@@ -107,29 +107,63 @@ impl Transport {
         attempt: u32,
     ) -> Result<std::result::Result<Response, AttemptFailure>> {
         let i = &self.inner;
-        let mut rb = i
-            .http
-            .request(req.method.clone(), url.clone())
-            .headers(i.default_headers.clone())
-            .headers(req.headers.clone())
-            .timeout(req.timeout.unwrap_or(i.timeout));
+        let mut rb = i.http.request(req.method.clone(), url.clone());
+        match req.timeout {
+            Some(t) => rb = rb.timeout(t),
+            None if !i.client_has_timeout => rb = rb.timeout(i.timeout),
+            None => {}
+        }
+        let mut request = match rb.build() {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = classify(&e);
+                return Ok(Err(AttemptFailure {
+                    kind: FailureKind::of_transport(kind),
+                    error: transport_error(kind, info, describe_reqwest(&e), Some(e)),
+                    retry_after: None,
+                    key: None,
+                }));
+            }
+        };
+        // Headers are inserted one by one (values are shared, not copied) rather than by cloning
+        // whole header maps on every attempt.
+        let headers = request.headers_mut();
+        for (name, value) in &i.default_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &req.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         let mut key = None;
         if req.authenticate {
-            let (name, value, k) = i.auth.header_for_attempt().await?;
-            rb = rb.header(name, value);
-            key = Some(k);
+            match &i.static_auth {
+                Some((name, value)) => {
+                    headers.insert(name.clone(), value.clone());
+                }
+                None => {
+                    let (name, value, k) = i.auth.header_for_attempt().await?;
+                    headers.insert(name, value);
+                    key = Some(k);
+                }
+            }
         }
-        let redactor = Redactor::new(
-            i.auth
-                .static_key()
-                .into_iter()
-                .chain(key.as_ref())
-                .chain(&req.secrets),
-        );
+        // The client's own redactor (its static key) unless this attempt carries other secrets.
+        let redactor = if key.is_none() && req.secrets.is_empty() {
+            i.redactor.clone()
+        } else {
+            Redactor::new(
+                i.auth
+                    .static_key()
+                    .into_iter()
+                    .chain(key.as_ref())
+                    .chain(&req.secrets),
+            )
+        };
         if let Some((content_type, body)) = &req.body {
-            rb = rb
-                .header(CONTENT_TYPE, content_type.clone())
-                .body(body.clone());
+            request
+                .headers_mut()
+                .insert(CONTENT_TYPE, content_type.clone());
+            *request.body_mut() = Some(body.clone().into());
         }
 
         let bucket = req
@@ -140,7 +174,7 @@ impl Transport {
         }
 
         let started = Instant::now();
-        let mut resp = match rb.send().await {
+        let mut resp = match i.http.execute(request).await {
             Ok(r) => r,
             Err(e) => {
                 let kind = classify(&e);
