@@ -67,6 +67,12 @@ pub enum Error {
     /// panicked: the call stops there. The client stays usable.
     #[error(transparent)]
     Interceptor(Box<InterceptorError>),
+
+    /// Pacing is on and its [`Limiter`](crate::Limiter) could not decide whether the call may
+    /// go (a shared store unreachable) for longer than its
+    /// [`LimiterFallback::Wait`](crate::LimiterFallback::Wait) allows; nothing was sent.
+    #[error("rate limiter: {0}")]
+    Limiter(Box<crate::limiter::LimiterError>),
 }
 
 impl Error {

@@ -36,7 +36,8 @@
 //!   exponential delays, `Retry-After` with a cap, a total time budget and a client-wide token
 //!   bucket against retry storms.
 //! - [`RateLimit`]: the rate-limit headers of every response, reset computed against the
-//!   server's `Date`; optional client-side pacing with the vendor's [`Bucket`]s.
+//!   server's `Date`; optional client-side pacing with the vendor's [`Bucket`]s, decided by a
+//!   [`Limiter`]: in-process by default, or shared by many processes through Redis.
 //! - [`List`]: every list of every vendor, one generic type over the vendor's typed filter;
 //!   cursor, offset, windowed and concurrent-offset paging on one engine.
 //! - [`Page`], [`PageStream`], [`ItemStream`]: the pages and items of a list as lazy `Stream`s.
@@ -77,6 +78,7 @@
 //! | `native-tls` | no | TLS through the platform's library |
 //! | `store-forward` | no | the SGT ingest sink's durable SQLite queue (`sgt::Queue`) |
 //! | `fleet` | yes | [`fleet`]: one fleet across the vendors, resumable CSV exports |
+//! | `redis` | no | `RedisLimiter`: one key's pacing shared by many processes through Redis |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Numbers from a server or a caller (offsets, totals, counts, header values) must never make an
@@ -93,6 +95,7 @@ mod env;
 mod envelope;
 pub mod error;
 pub mod intercept;
+pub mod limiter;
 mod list;
 pub mod paging;
 pub mod rate_limit;
@@ -128,9 +131,13 @@ pub use error::{
     ApiError, DecodeError, Error, ErrorCode, InterceptorError, ProtocolError, RequestInfo, Result,
     TransportError, TransportErrorKind,
 };
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use limiter::RedisLimiter;
+pub use limiter::{Limiter, LimiterFallback, LocalLimiter};
 pub use list::List;
 pub use paging::{ItemStream, Page, PageStream, PageToken};
-pub use rate_limit::{AllCalls, Bucket, BucketKind, RateLimit};
+pub use rate_limit::{AllCalls, Bucket, BucketKind, PaceBucket, RateLimit};
 pub use retry::{RetryBudget, RetryPolicy, RetryRule};
 pub use transport::ResponseMeta;
 

@@ -232,7 +232,7 @@ macro_rules! common_builder_methods {
         }
 
         /// Turns client-side pacing with the vendor's published rate-limit buckets on or off
-        /// (default off).
+        /// (default off). Off also drops a [`Self::limiter`] set before.
         #[must_use]
         pub fn pacing(mut self, on: bool) -> Self {
             self.inner.pacing(on);
@@ -244,6 +244,17 @@ macro_rules! common_builder_methods {
         #[must_use]
         pub fn pacing_buckets(mut self, buckets: Vec<$crate::Bucket<$bucket>>) -> Self {
             self.inner.pacing_buckets(buckets);
+            self
+        }
+
+        /// Paces every call through `limiter` (turning pacing on): an
+        /// `Arc<`[`LocalLimiter`](crate::LocalLimiter)`>` shared by several clients of one
+        /// process, a `RedisLimiter` (feature `redis`) shared by many processes using one key,
+        /// or your own [`Limiter`](crate::Limiter). The buckets are the vendor's published ones,
+        /// or those of [`Self::pacing_buckets`].
+        #[must_use]
+        pub fn limiter(mut self, limiter: impl $crate::Limiter) -> Self {
+            self.inner.limiter(std::sync::Arc::new(limiter));
             self
         }
 

@@ -22,10 +22,13 @@
 //! the bucket to what the server says is left, so that several processes sharing one key, whose
 //! traffic the server counts but this client cannot see, still stay under the limit.
 //!
+//! Who decides is a [`Limiter`](crate::limiter::Limiter): in-process token buckets by default
+//! ([`LocalLimiter`](crate::limiter::LocalLimiter)), or one shared by every process using the
+//! same key (the `redis` feature's `RedisLimiter`); see [`crate::limiter`].
+//!
 //! Buckets are named by the vendor's [`BucketKind`], a closed set: a bucket the vendor does not
 //! publish cannot be configured by mistake.
 
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -242,9 +245,18 @@ impl<K: BucketKind> Bucket<K> {
     }
 }
 
-/// A bucket as the pacer keeps it, its kind reduced to its name.
+/// A bucket as a [`Limiter`](crate::limiter::Limiter) sees it: a [`Bucket`] with its kind
+/// reduced to its name (`read`, `all`), so that one limiter serves every vendor.
+///
+/// ```
+/// use std::time::Duration;
+/// use iot_sdk::PaceBucket;
+///
+/// let b = PaceBucket::new("read", 600, Duration::from_secs(60), 120);
+/// assert_eq!(b.rate_per_sec(), 10.0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PaceBucket {
+pub struct PaceBucket {
     name: &'static str,
     limit: u32,
     per: Duration,
@@ -252,7 +264,8 @@ pub(crate) struct PaceBucket {
 }
 
 impl PaceBucket {
-    pub(crate) const fn new(name: &'static str, limit: u32, per: Duration, burst: u32) -> Self {
+    /// `limit` units per `per`, bursts of up to `burst`, under the name `name`.
+    pub const fn new(name: &'static str, limit: u32, per: Duration, burst: u32) -> Self {
         PaceBucket {
             name,
             limit,
@@ -261,11 +274,33 @@ impl PaceBucket {
         }
     }
 
-    /// The most tokens the client lets the bucket hold: the burst less [`ARRIVAL_MARGIN`]'s
-    /// worth of tokens, so that the server's own bucket always keeps that much slack.
-    fn capacity(&self) -> f64 {
+    /// The bucket's name, the same in every process (it keys a shared limiter's state).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Units allowed per [`Self::per`].
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The window [`Self::limit`] is counted over.
+    pub fn per(&self) -> Duration {
+        self.per
+    }
+
+    /// Units that may go at once after a quiet period.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// The most units a client lets the bucket hold: the burst (at least 1) less
+    /// [`ARRIVAL_MARGIN`]'s worth of units, so that the server's own bucket always keeps that
+    /// much slack for requests that arrive a little earlier than planned. Every limiter of this
+    /// crate, the shared one included, caps its bucket here.
+    pub fn capacity(&self) -> f64 {
         let burst = f64::from(self.burst.max(1));
-        let slack = (self.rate() * ARRIVAL_MARGIN.as_secs_f64()).min(burst);
+        let slack = (self.rate_per_sec() * ARRIVAL_MARGIN.as_secs_f64()).min(burst);
         if slack.is_finite() {
             burst - slack
         } else {
@@ -273,13 +308,24 @@ impl PaceBucket {
         }
     }
 
-    /// Tokens added per second.
-    fn rate(&self) -> f64 {
+    /// Units added per second (infinite for a zero window).
+    pub fn rate_per_sec(&self) -> f64 {
         let secs = self.per.as_secs_f64();
         if secs > 0.0 {
             f64::from(self.limit) / secs
         } else {
             f64::INFINITY
+        }
+    }
+
+    /// This bucket's share when `workers` processes divide it: the limit and the burst divided
+    /// (rounded down, at least 1), so that together they never exceed it.
+    pub fn divided(&self, workers: u32) -> Self {
+        let w = workers.max(1);
+        PaceBucket {
+            limit: self.limit.checked_div(w).unwrap_or(self.limit).max(1),
+            burst: self.burst.checked_div(w).unwrap_or(self.burst).max(1),
+            ..*self
         }
     }
 }
@@ -290,98 +336,7 @@ impl PaceBucket {
 /// and is refused with a `429`. The client therefore keeps this much of the rate in hand (at
 /// SGT's 600 reads a minute, a fifth of a token; at a bench's 50 a second, one token); the cost
 /// is this much time once per run, never per call.
-const ARRIVAL_MARGIN: Duration = Duration::from_millis(20);
-
-struct BucketState {
-    tokens: f64,
-    last: tokio::time::Instant,
-}
-
-/// Client-side token buckets, one per kind of call.
-pub(crate) struct Pacer {
-    buckets: Vec<(PaceBucket, Mutex<BucketState>)>,
-}
-
-impl std::fmt::Debug for Pacer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.buckets.iter().map(|(b, _)| b))
-            .finish()
-    }
-}
-
-impl Pacer {
-    pub(crate) fn new(buckets: &[PaceBucket]) -> Self {
-        let now = tokio::time::Instant::now();
-        Pacer {
-            buckets: buckets
-                .iter()
-                .map(|b| {
-                    let state = BucketState {
-                        tokens: b.capacity(),
-                        last: now,
-                    };
-                    (*b, Mutex::new(state))
-                })
-                .collect(),
-        }
-    }
-
-    fn state(&self, bucket: &str) -> Option<(&PaceBucket, std::sync::MutexGuard<'_, BucketState>)> {
-        let (b, m) = self.buckets.iter().find(|(b, _)| b.name == bucket)?;
-        Some((b, m.lock().unwrap_or_else(|p| p.into_inner())))
-    }
-
-    /// Takes `cost` tokens from `bucket`, waiting as long as the bucket needs to refill. Tokens are
-    /// reserved before waiting (the balance may go negative), so concurrent callers queue up in
-    /// order instead of racing for each refill. An unknown bucket name does not wait.
-    pub(crate) async fn acquire(&self, bucket: &str, cost: u32) {
-        let wait = {
-            let Some((b, mut s)) = self.state(bucket) else {
-                return;
-            };
-            let now = tokio::time::Instant::now();
-            let rate = b.rate();
-            let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
-            s.tokens = (s.tokens + elapsed * rate).min(b.capacity());
-            s.last = now;
-            s.tokens -= f64::from(cost);
-            if s.tokens < 0.0 && rate.is_finite() {
-                Duration::try_from_secs_f64(-s.tokens / rate).unwrap_or(Duration::MAX)
-            } else {
-                Duration::ZERO
-            }
-        };
-        if !wait.is_zero() {
-            tracing::debug!(
-                bucket,
-                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                "pacing"
-            );
-            tokio::time::sleep(wait.min(Duration::from_secs(3600))).await;
-        }
-    }
-
-    /// Takes the server's word into account: the bucket holds no more than the server says is
-    /// left. It then refills at the bucket's own rate (a leaky bucket regains capacity
-    /// gradually, so waiting for the full reset would be needlessly slow).
-    pub(crate) fn observe(&self, bucket: &str, rl: &RateLimit) {
-        let Some(remaining) = rl.remaining else {
-            return;
-        };
-        if let Some((b, mut s)) = self.state(bucket) {
-            let now = tokio::time::Instant::now();
-            let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
-            let capacity = b.capacity();
-            s.tokens = (s.tokens + elapsed * b.rate()).min(capacity);
-            s.last = now;
-            // `min` never raises the balance, so tokens reserved by waiting callers stay reserved;
-            // the server's count is kept to the same margin as the bucket's own.
-            let slack = f64::from(b.burst.max(1)) - capacity;
-            s.tokens = s.tokens.min(remaining as f64 - slack);
-        }
-    }
-}
+pub const ARRIVAL_MARGIN: Duration = Duration::from_millis(20);
 
 /// An HTTP-date header value (`Date`), as a time; `None` when it is not one.
 pub(crate) fn http_date(v: &HeaderValue) -> Option<SystemTime> {
@@ -484,104 +439,6 @@ mod tests {
     fn exhausted_when_either_allowance_is_zero() {
         let h = headers(&[("x-ratelimit-daily-remaining", "0")]);
         assert!(RateLimit::from_headers(&h, SystemTime::now()).is_exhausted());
-    }
-
-    fn bucket(limit: u32, per_ms: u64, burst: u32) -> Pacer {
-        Pacer::new(&[PaceBucket::new(
-            "b",
-            limit,
-            Duration::from_millis(per_ms),
-            burst,
-        )])
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pacer_lets_a_burst_through_then_paces() {
-        // 10 per second (one every 100 ms), burst 3.
-        let p = bucket(10, 1000, 3);
-        let start = tokio::time::Instant::now();
-        // The burst less the arrival margin (20 ms: 0.2 tokens): the third call waits 20 ms.
-        for _ in 0..3 {
-            p.acquire("b", 1).await;
-        }
-        assert_eq!(start.elapsed(), ARRIVAL_MARGIN);
-        for i in 1..=5u64 {
-            p.acquire("b", 1).await;
-            let e = start.elapsed().as_millis();
-            assert!(
-                (e as i128 - 20 - (i as i128) * 100).abs() <= 1,
-                "{i}: {e} ms"
-            );
-        }
-        // An unknown bucket never waits.
-        p.acquire("other", 1_000_000).await;
-        assert!(start.elapsed() < Duration::from_millis(530));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pacer_refills_while_idle_up_to_the_burst() {
-        let p = bucket(10, 1000, 2);
-        p.acquire("b", 2).await;
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let start = tokio::time::Instant::now();
-        p.acquire("b", 2).await; // refilled, but only to the burst less the margin
-        assert_eq!(start.elapsed(), ARRIVAL_MARGIN);
-        p.acquire("b", 1).await;
-        assert_eq!(start.elapsed().as_millis(), 120);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn concurrent_callers_queue_in_order() {
-        let p = std::sync::Arc::new(bucket(10, 1000, 1));
-        let start = tokio::time::Instant::now();
-        let tasks: Vec<_> = (0..5)
-            .map(|_| {
-                let p = p.clone();
-                tokio::spawn(async move {
-                    p.acquire("b", 1).await;
-                    start.elapsed().as_millis()
-                })
-            })
-            .collect();
-        let mut done = Vec::new();
-        for t in tasks {
-            done.push(t.await.unwrap());
-        }
-        done.sort();
-        assert_eq!(done, vec![20, 120, 220, 320, 420]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_servers_remaining_count_lowers_the_bucket() {
-        // 10 a second, burst 100: locally there is plenty left...
-        let p = bucket(10, 1000, 100);
-        p.acquire("b", 1).await;
-        // ...but another process using the same key left only 2.
-        let rl = RateLimit {
-            remaining: Some(2),
-            reset_after: Some(Duration::from_secs(60)),
-            ..RateLimit::default()
-        };
-        p.observe("b", &rl);
-        let start = tokio::time::Instant::now();
-        p.acquire("b", 1).await;
-        p.acquire("b", 1).await;
-        // The server's 2 less the arrival margin's 0.2 tokens.
-        assert_eq!(start.elapsed(), ARRIVAL_MARGIN);
-        // Then one every 100 ms, not a wait for the minute-long reset.
-        p.acquire("b", 1).await;
-        assert_eq!(start.elapsed().as_millis(), 120);
-        // A server count above the local one changes nothing; no header, nothing either.
-        p.observe(
-            "b",
-            &RateLimit {
-                remaining: Some(50),
-                ..RateLimit::default()
-            },
-        );
-        p.observe("b", &RateLimit::default());
-        p.acquire("b", 1).await;
-        assert_eq!(start.elapsed().as_millis(), 220);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use super::{Inner, SDK_USER_AGENT, Transport};
 use crate::auth::{Auth, Redactor};
 use crate::error::{Error, Result};
 use crate::intercept::{Interceptor, Interceptors};
-use crate::rate_limit::{Bucket, BucketKind, PaceBucket, Pacer};
+use crate::limiter::{Limiter, LocalLimiter, Pacer};
+use crate::rate_limit::{Bucket, BucketKind, PaceBucket};
 use crate::retry::{RetryBudget, RetryPolicy, RetryRule, RetryRules};
 use crate::vendor::{Profile, Vendor};
 
@@ -34,6 +35,7 @@ pub(crate) struct TransportBuilder {
     pacing: Option<Vec<PaceBucket>>,
     interceptors: Vec<Arc<dyn Interceptor>>,
     retry_rules: RetryRules,
+    limiter: Option<Arc<dyn Limiter>>,
 }
 
 impl fmt::Debug for TransportBuilder {
@@ -62,6 +64,7 @@ impl fmt::Debug for TransportBuilder {
                     .collect::<Vec<_>>(),
             )
             .field("retry_rules", &self.retry_rules)
+            .field("limiter", &self.limiter)
             .finish()
     }
 }
@@ -85,6 +88,7 @@ impl TransportBuilder {
             pacing: None,
             interceptors: Vec::new(),
             retry_rules: RetryRules::default(),
+            limiter: None,
         }
     }
 
@@ -145,9 +149,22 @@ impl TransportBuilder {
         self.max_response_bytes = n;
     }
 
-    /// Client-side pacing with the vendor's published buckets (`true`) or none (`false`).
+    /// Client-side pacing with the vendor's published buckets (`true`) or none (`false`, which
+    /// also drops a limiter set before).
     pub(crate) fn pacing(&mut self, on: bool) {
         self.pacing = on.then(self.vendor.buckets);
+        if !on {
+            self.limiter = None;
+        }
+    }
+
+    /// Pacing decided by `limiter`, with the buckets set by `pacing_buckets` or else the
+    /// vendor's published ones.
+    pub(crate) fn limiter(&mut self, limiter: Arc<dyn Limiter>) {
+        self.limiter = Some(limiter);
+        if self.pacing.is_none() {
+            self.pacing = Some((self.vendor.buckets)());
+        }
     }
 
     /// Client-side pacing with custom buckets (a plan with other limits), named by the vendor's
@@ -213,7 +230,12 @@ impl TransportBuilder {
                 timeout: self.timeout,
                 client_has_timeout,
                 max_response_bytes: self.max_response_bytes,
-                pacer: self.pacing.as_deref().map(Pacer::new),
+                pacer: self.pacing.as_deref().map(|buckets| {
+                    let limiter = self
+                        .limiter
+                        .unwrap_or_else(|| Arc::new(LocalLimiter::new()));
+                    Pacer::new(buckets, limiter)
+                }),
                 last_rate_limit: Mutex::new(None),
                 warned: Mutex::new(HashSet::new()),
                 interceptors: Interceptors::new(self.interceptors),

@@ -27,7 +27,8 @@ use url::Url;
 
 use crate::auth::{Auth, Redactor};
 use crate::error::{Error, RequestInfo, Result};
-use crate::rate_limit::{Pacer, RateLimit};
+use crate::limiter::Pacer;
+use crate::rate_limit::RateLimit;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::vendor::Profile;
 

@@ -196,7 +196,7 @@ impl Transport {
             .pacing
             .unwrap_or_else(|| ((i.vendor.bucket_for)(&req.method, url.path()), 1));
         if let Some(pacer) = &i.pacer {
-            pacer.acquire(bucket.0, bucket.1).await;
+            pacer.acquire(bucket.0, bucket.1).await?;
         }
 
         let started = Instant::now();
