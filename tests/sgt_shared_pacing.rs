@@ -444,8 +444,8 @@ async fn the_script_decides_like_the_in_process_bucket() {
         // Decided on the Redis clock, some microseconds apart: due less the time spent asking.
         assert!(*w <= due && *w + spent >= due, "{waits:?}");
     }
-    // Another namespace has its own full bucket.
-    assert_eq!(other.acquire(&b, 3).await.unwrap(), Duration::ZERO);
+    // Another namespace has its own full bucket (2.8 units: two go at once).
+    assert_eq!(other.acquire(&b, 2).await.unwrap(), Duration::ZERO);
     // The state expires when the bucket would be full again (plus a second).
     let ttl = redis.command("PTTL ns-a:read\r\n").unwrap();
     let ms: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();

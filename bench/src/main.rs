@@ -6,7 +6,7 @@
 //! cargo run -p iot-sdk-bench --release -- [--quick] [FIGURE...]
 //! ```
 //!
-//! Figures: `1` … `8` and `python`; none named runs them all. `--no-request-id`: the server
+//! Figures: `1` … `9` and `python`; none named runs them all. `--no-request-id`: the server
 //! leaves out `X-Request-Id` (which SGT and SiliconWit always send). Internal modes: `--serve`
 //! (a server alone, for `callgrind.sh`) and `--child MODE N --port P` (one measurement in a
 //! process of its own).
@@ -47,6 +47,7 @@ struct Sizes {
     sw_total: usize,
     ingest_readings: usize,
     ingest_rounds: usize,
+    sink_readings: usize,
     pace_rate: u32,
     pace_burst: u32,
     python_items: usize,
@@ -64,6 +65,7 @@ const FULL: Sizes = Sizes {
     sw_total: 2_000,
     ingest_readings: 1_000_000,
     ingest_rounds: 3,
+    sink_readings: 200_000,
     pace_rate: 50,
     pace_burst: 10,
     python_items: 100_000,
@@ -81,6 +83,7 @@ const QUICK: Sizes = Sizes {
     sw_total: 1_000,
     ingest_readings: 100_000,
     ingest_rounds: 2,
+    sink_readings: 20_000,
     pace_rate: 20,
     pace_burst: 5,
     python_items: 20_000,
@@ -586,6 +589,76 @@ async fn fig7(s: &Servers, z: Sizes) -> R<Vec<Row>> {
     Ok(rows)
 }
 
+/// Figure 9: the streaming ingest sink (`telemetry().sink()`), readings sent one at a time in
+/// batches of 1,000 (from `send_batch` calls of 1,000, as a gateway would hand them over), on a
+/// zero-latency server: in memory against the raw sequential loop, and with the durable SQLite
+/// queue (`store_forward`, default options: WAL, `synchronous = NORMAL`) against in memory.
+async fn fig9(s: &Servers, z: Sizes) -> R<Vec<Row>> {
+    let n = z.sink_readings;
+    let all = readings(n)?;
+    let sdk = sdk_sgt(s.sgt_port)?;
+    let raw = Raw::new(s.sgt_port)?;
+    s.sgt.set_latency(Duration::ZERO);
+    let label = format!("9 ingest sink {n} readings, 0 ms latency");
+    let mut memory = Row::new(
+        &label,
+        "readings/s, sink in memory",
+        "raw sequential 1,000-chunks",
+    );
+    let mut durable = Row::new(&label, "readings/s, sink + SQLite queue", "sink in memory");
+    let dir = std::env::temp_dir().join(format!("iot-sdk-bench-sink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let per_sec = |t: Instant| n as f64 / t.elapsed().as_secs_f64();
+    for round in 0..z.ingest_rounds {
+        let t = Instant::now();
+        let accepted = sink_run(&sdk, all.clone(), None).await?;
+        let in_memory = per_sec(t);
+        check_accepted(accepted, n)?;
+
+        let path = dir.join(format!("queue-{round}.db"));
+        let queue = sgt::Queue::open(&path)?;
+        let t = Instant::now();
+        let accepted = sink_run(&sdk, all.clone(), Some(queue)).await?;
+        durable.sdk.push(per_sec(t));
+        check_accepted(accepted, n)?;
+        durable.base.push(in_memory);
+        memory.sdk.push(in_memory);
+
+        let t = Instant::now();
+        let accepted = raw.ingest(all.clone()).await?;
+        memory.base.push(per_sec(t));
+        check_accepted(accepted, n)?;
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(vec![memory, durable])
+}
+
+/// Every reading through one sink, 1,000 per `send_batch`; the accepted count once closed.
+async fn sink_run(sdk: &sgt::Client, all: Vec<Reading>, queue: Option<sgt::Queue>) -> R<u64> {
+    let mut b = sdk.telemetry().sink();
+    if let Some(q) = queue {
+        b = b.store_forward(q);
+    }
+    let (sink, _) = b.start()?;
+    let mut it = all.into_iter();
+    loop {
+        let batch: Vec<Reading> = it.by_ref().take(sgt::telemetry::MAX_INGEST_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        sink.send_batch(batch).await?;
+    }
+    Ok(sink.close().await.accepted)
+}
+
+fn check_accepted(accepted: u64, n: usize) -> R<()> {
+    if accepted == n as u64 {
+        Ok(())
+    } else {
+        Err(format!("accepted {accepted} of {n}").into())
+    }
+}
+
 async fn fig8(s: &Servers, z: Sizes) -> R<Vec<Row>> {
     let (rate, burst) = (z.pace_rate, z.pace_burst);
     let calls = 2 * rate as usize;
@@ -780,7 +853,8 @@ async fn run_child(mode: &str, n: usize, port: u16) -> R<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: iot-sdk-bench [--quick] [--no-request-id] [1|2|3|4|5|6|7|8|python ...]
+const USAGE: &str =
+    "usage: iot-sdk-bench [--quick] [--no-request-id] [1|2|3|4|5|6|7|8|9|python ...]
        iot-sdk-bench --serve            (a server alone; prints PORT <p>)
        iot-sdk-bench --child MODE N --port P";
 
@@ -825,7 +899,7 @@ fn run() -> R<()> {
         .map(String::as_str)
         .filter(|a| !matches!(*a, "--quick" | "--no-request-id"))
         .collect();
-    const ALL: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "python"];
+    const ALL: [&str; 10] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "python"];
     if let Some(bad) = figures.iter().find(|f| !ALL.contains(f)) {
         return Err(format!("unknown figure {bad}\n{USAGE}").into());
     }
@@ -863,6 +937,7 @@ fn run() -> R<()> {
                 "6" => fig6(&servers, z).await,
                 "7" => fig7(&servers, z).await,
                 "8" => fig8(&servers, z).await,
+                "9" => fig9(&servers, z).await,
                 _ => fig_python(&servers, z).await,
             }
         })?;

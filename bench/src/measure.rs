@@ -82,6 +82,20 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The `q` quantile (0 to 1), interpolated linearly between the two nearest ranks (the method
+/// of numpy's default and R's type 7); NaN for none.
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let Some(last) = s.len().checked_sub(1) else {
+        return f64::NAN;
+    };
+    let pos = q.clamp(0.0, 1.0) * last as f64;
+    let (lo, frac) = (pos.floor() as usize, pos.fract());
+    let hi = (lo + 1).min(last);
+    s[lo] + (s[hi] - s[lo]) * frac
+}
+
 fn min_max(v: &[f64]) -> (f64, f64) {
     v.iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
@@ -134,18 +148,18 @@ impl Row {
             .map(|(s, b)| s / b)
             .collect();
         let spread = if self.sdk.len() > 1 {
-            let (slo, shi) = min_max(&self.sdk);
-            let (blo, bhi) = min_max(&self.base);
             let (rlo, rhi) = min_max(&per_round);
             format!(
-                "n={} sdk {}–{}, base {}–{}, ratio {}–{}",
+                "n={} ratio IQR {}–{} (min–max {}–{}); sdk IQR {}–{}, base IQR {}–{}",
                 self.sdk.len(),
-                num(slo),
-                num(shi),
-                num(blo),
-                num(bhi),
+                num(quantile(&per_round, 0.25)),
+                num(quantile(&per_round, 0.75)),
                 num(rlo),
-                num(rhi)
+                num(rhi),
+                num(quantile(&self.sdk, 0.25)),
+                num(quantile(&self.sdk, 0.75)),
+                num(quantile(&self.base, 0.25)),
+                num(quantile(&self.base, 0.75)),
             )
         } else {
             "n=1".to_owned()
@@ -178,7 +192,7 @@ pub fn table(rows: &[Row]) -> String {
         "sdk (median)",
         "baseline (median)",
         "sdk/baseline",
-        "spread (min–max over rounds)",
+        "spread over rounds (interquartile range)",
     ]
     .map(str::to_owned);
     let body: Vec<[String; 6]> = rows.iter().map(Row::cells).collect();
