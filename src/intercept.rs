@@ -312,16 +312,26 @@ pub(crate) fn guarded<T>(
     Err(e.into())
 }
 
+/// Headers that carry a credential, whatever their value.
+static CREDENTIAL_HEADERS: [reqwest::header::HeaderName; 4] = [
+    reqwest::header::AUTHORIZATION,
+    reqwest::header::PROXY_AUTHORIZATION,
+    reqwest::header::HeaderName::from_static("x-sepolo-api-key"),
+    reqwest::header::SET_COOKIE,
+];
+
 /// The response headers an interceptor and [`ResponseMeta::headers`] may see: without
 /// credential headers, and without any header whose value holds a key the request carried.
-/// Changes the map in place; allocates nothing.
+/// Changes the map in place. The usual response has neither: one pass over the headers finds
+/// that, and nothing is looked up, removed or allocated.
 pub(crate) fn strip_credentials(headers: &mut HeaderMap, redactor: &Redactor) {
-    for name in [
-        "authorization",
-        "proxy-authorization",
-        "x-sepolo-api-key",
-        "set-cookie",
-    ] {
+    let dirty = headers
+        .iter()
+        .any(|(n, v)| CREDENTIAL_HEADERS.contains(n) || redactor.finds_in(v.as_bytes()));
+    if !dirty {
+        return;
+    }
+    for name in &CREDENTIAL_HEADERS {
         headers.remove(name);
     }
     let leaks = headers.iter().any(|(_, v)| redactor.finds_in(v.as_bytes()));

@@ -318,3 +318,66 @@ proptest! {
         let _ = crate::transport::string_at(&junk, "/meta/request_id");
     }
 }
+
+/// Response headers as a server could send them: credential headers, ordinary ones, repeats,
+/// and values that may hold (a prefix of) the key.
+fn response_headers() -> impl Strategy<Value = Vec<(String, String)>> {
+    let name = prop_oneof![
+        Just("authorization".to_owned()),
+        Just("proxy-authorization".to_owned()),
+        Just("x-sepolo-api-key".to_owned()),
+        Just("set-cookie".to_owned()),
+        Just("x-request-id".to_owned()),
+        Just("content-type".to_owned()),
+        Just("x-echo".to_owned()),
+        "x-[a-z]{1,8}",
+    ];
+    let value = prop_oneof![
+        "[ -~]{0,24}",
+        Just("sgt_live_TOPSECRET".to_owned()),
+        "[a-z]{0,4}".prop_map(|p| format!("{p}sgt_live_TOPSECRET{p}")),
+        Just("sgt_live_TOP".to_owned()),
+    ];
+    prop::collection::vec((name, value), 0..10)
+}
+
+proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// `strip_credentials` (with its one-pass shortcut) leaves exactly what the plain rule
+    /// does: every header, all of its values, whose name is a credential header or one of
+    /// whose values holds the key, removed; the rest kept.
+    #[test]
+    fn stripped_headers_are_the_plain_rules(pairs in response_headers()) {
+        let key = crate::auth::ApiKey::new("sgt_live_TOPSECRET");
+        let redactor = crate::auth::Redactor::new([&key]);
+        let mut headers = HeaderMap::new();
+        for (n, v) in &pairs {
+            headers.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let credential = ["authorization", "proxy-authorization", "x-sepolo-api-key", "set-cookie"];
+        let leaking: Vec<&str> = pairs
+            .iter()
+            .filter(|(n, v)| credential.contains(&n.as_str()) || redactor.finds_in(v.as_bytes()))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let expected: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(n, _)| !leaking.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        crate::intercept::strip_credentials(&mut headers, &redactor);
+        let mut got: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        // A HeaderMap groups the values of one name: compare as multisets.
+        let mut want = expected;
+        got.sort();
+        want.sort();
+        prop_assert_eq!(got, want);
+    }
+}
