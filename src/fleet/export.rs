@@ -334,9 +334,10 @@ impl Export {
     }
 
     /// Parquet: the rows gathered before a part is written (default 65,536; at least 1): the
-    /// most a crash costs, and the memory the gathered rows take. Part of the export's
-    /// arguments only in how the parts are cut; the final file does not depend on it. One row
-    /// means a part (and a checkpoint) after every unit that has readings.
+    /// most a crash costs, and the memory the gathered rows take. It changes how the parts are
+    /// cut, not the final file's rows (nor, in the tests, its bytes; byte identity is promised
+    /// only between runs with the same value). One row means a part (and a checkpoint) after
+    /// every unit that has readings.
     #[cfg(feature = "parquet")]
     #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
     pub fn parquet_part_rows(mut self, rows: usize) -> Self {
