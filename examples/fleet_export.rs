@@ -1,9 +1,11 @@
-//! A year of readings of every device of the three vendors to one CSV, with a progress bar
-//! (`--format parquet` is accepted but not available yet). Interrupt it (Ctrl-C) and run it again with the
-//! same arguments: it continues from its checkpoint, and every reading is in the file once.
+//! A year of readings of every device of the three vendors to one CSV (or Parquet), with a
+//! progress bar. Interrupt it (Ctrl-C) and run it again with the same arguments: it continues
+//! from its checkpoint, and every reading is in the file once. Windows a vendor can never serve
+//! (SiliconWit beyond its look-back) are listed as unreachable, not retried.
 //!
 //! `cargo run --example fleet_export -- [--out DIR] [--days N] [--format csv|parquet]`
-//! (defaults: `fleet-export/`, 365, csv). The real APIs whose keys are set, the built-in
+//! (defaults: `fleet-export/`, 365, csv; `--format parquet` needs the feature:
+//! `cargo run --example fleet_export --features parquet -- --format parquet`). The real APIs whose keys are set, the built-in
 //! simulators for the others. The range ends at the start of the current hour, so a run resumed
 //! within the hour asks for the same range (a later one is refused as another export: delete the
 //! directory, or pass the same range).
@@ -34,9 +36,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("--format", Some(v)) => {
                 format = match v.as_str() {
                     "csv" => ExportFormat::Csv,
+                    #[cfg(feature = "parquet")]
+                    "parquet" => ExportFormat::Parquet,
+                    #[cfg(not(feature = "parquet"))]
                     "parquet" => {
                         eprintln!(
-                            "Parquet export is not available in this version of the SDK: use --format csv"
+                            "--format parquet needs the SDK's `parquet` feature: \
+                             cargo run --example fleet_export --features parquet -- --format parquet"
                         );
                         std::process::exit(2)
                     }
@@ -62,8 +68,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|i| if i < filled { '#' } else { '-' })
                 .collect();
             print!(
-                "\r  [{bar}] {}/{} units, {} readings, {} failed",
-                p.units_done, p.units_total, p.rows, p.failed
+                "\r  [{bar}] {}/{} units, {} readings, {} failed, {} unreachable",
+                p.units_done, p.units_total, p.rows, p.failed, p.unreachable
             );
             let _ = std::io::stdout().flush();
         })
@@ -92,6 +98,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for (source, (n, first)) in by_source {
         println!("  {source}: {n} units failed, e.g. {first}");
+    }
+    // Unreachable units by source: final, never retried.
+    if !report.unreachable.is_empty() {
+        println!(
+            "  {} units out of their vendor's reach ({} found by this run): final, not retried",
+            report.unreachable.len(),
+            report.unreachable_new
+        );
+    }
+    let mut unreachable: std::collections::BTreeMap<&str, Vec<&iot_sdk::fleet::UnreachableUnit>> =
+        Default::default();
+    for u in &report.unreachable {
+        unreachable.entry(u.source.as_str()).or_default().push(u);
+    }
+    for (source, units) in unreachable {
+        let first = units.iter().map(|u| u.window.0).min();
+        let last = units.iter().map(|u| u.window.1).max();
+        if let (Some(first), Some(last), Some(example)) = (first, last, units.first()) {
+            println!(
+                "  {source}: {} units in [{first}, {last}), e.g. {example}",
+                units.len()
+            );
+        }
     }
     if !report.is_complete() {
         println!(

@@ -275,3 +275,95 @@ async fn one_vendor_failing_mid_export_leaves_the_others_complete() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&clean).unwrap();
 }
+
+/// A range that starts beyond SiliconWit's reach (more than 1,000 readings, one every 15
+/// minutes, between its start and now): the windows it cannot serve are unreachable units, a
+/// final outcome; the export completes in one run, a second writes nothing and reports them
+/// again, and the reachable windows' readings are exactly those fetched directly.
+#[tokio::test]
+async fn windows_beyond_a_vendors_reach_are_unreachable_and_the_export_completes() {
+    use iot_sdk::fleet::{Fleet, FleetSource, OutOfReach};
+    let sims = start().await;
+    let c = clients_of(&sims);
+    let f = Fleet::new().with(c.siliconwit.clone()).concurrency(3);
+    let hour = chrono::DurationRound::duration_trunc(Utc::now(), TimeDelta::hours(1)).unwrap();
+    let (from, to) = (hour - TimeDelta::days(12), hour - TimeDelta::days(2));
+    let unit = TimeDelta::days(1);
+    let dir = temp_dir("unreachable");
+    let report = f.export(from, to).unit(unit).csv(&dir).await.unwrap();
+
+    // What SiliconWit serves, unit by unit, asked directly.
+    let mut devices: Vec<String> = c
+        .siliconwit
+        .fleet_devices()
+        .map_ok(|d| d.id)
+        .try_collect()
+        .await
+        .unwrap();
+    devices.sort();
+    let mut want_rows = Vec::new();
+    let mut want_unreachable = Vec::new();
+    for w in 0..10 {
+        let (a, b) = (from + unit * w, from + unit * (w + 1));
+        for d in &devices {
+            match c
+                .siliconwit
+                .fleet_readings(d, a, b, &MetricFilter::all())
+                .try_collect::<Vec<_>>()
+                .await
+            {
+                Ok(rs) => want_rows.extend(rs.into_iter().map(|r| {
+                    (
+                        r.device_id,
+                        r.metric,
+                        r.ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    )
+                })),
+                Err(e) => {
+                    assert!(e.vendor::<OutOfReach>().is_some(), "{e}");
+                    want_unreachable.push((d.clone(), (a, b)));
+                }
+            }
+        }
+    }
+    assert!(!want_unreachable.is_empty() && !want_rows.is_empty());
+    // The two oldest windows are beyond reach (11 and 12 days: over 1,000 readings to now).
+    assert!(want_unreachable.len() >= 2 * devices.len());
+
+    assert!(report.is_complete(), "{:?}", report.failures);
+    assert!(report.failures.is_empty());
+    assert_eq!(report.pending, 0);
+    assert_eq!(report.unreachable_new, want_unreachable.len() as u64);
+    let got_unreachable: Vec<_> = report
+        .unreachable
+        .iter()
+        .map(|u| (u.device_id.clone(), u.window))
+        .collect();
+    assert_eq!(got_unreachable, want_unreachable);
+    assert!(
+        report
+            .unreachable
+            .iter()
+            .all(|u| u.vendor == VendorKind::SiliconWit
+                && u.source == "siliconwit"
+                && u.reachable_from > u.window.0)
+    );
+    let got_rows: Vec<_> = rows(&report.path)
+        .into_iter()
+        .map(|r| (r[2].clone(), r[3].clone(), r[4].clone()))
+        .collect();
+    assert_eq!(
+        got_rows, want_rows,
+        "the reachable windows exactly, in order"
+    );
+    assert_eq!(report.rows, want_rows.len() as u64);
+
+    // A second run: nothing to do, nothing retried, the unreachable units reported again.
+    let before = std::fs::read(&report.path).unwrap();
+    let again = f.export(from, to).unit(unit).csv(&dir).await.unwrap();
+    assert!(again.resumed && again.is_complete());
+    assert_eq!((again.units_written, again.unreachable_new), (0, 0));
+    assert_eq!(again.unreachable, report.unreachable);
+    assert_eq!(std::fs::read(&report.path).unwrap(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

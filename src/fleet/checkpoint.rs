@@ -13,8 +13,12 @@
 //!   "late": {},
 //!   "next_unit": 17,
 //!   "pending": [{"window": 3, "source": "sgt", "device": "dev_2"}],
+//!   "unreachable": [{"window": 0, "source": "siliconwit", "device": "d1",
+//!                    "reachable_from": "…"}],
 //!   "data_len": 123456,
-//!   "rows": 4242
+//!   "rows": 4242,
+//!   "parts": 0,
+//!   "assembled": false
 //! }
 //! ```
 //!
@@ -22,7 +26,14 @@
 //! once listed by a later run, are in `late`). Units are numbered window-major: for each window,
 //! for each source in order, for each of its devices (sorted by id). `next_unit` units of that
 //! order are done or in `pending` (failed, or of a late source: done after the main order).
-//! `data_len` is the data file's length when the checkpoint was written.
+//! `unreachable` lists the units a vendor can never serve (a window out of its reach: done,
+//! with no rows, and never retried), with the oldest instant the vendor's answer reached.
+//! `data_len` is the data file's length when the checkpoint was written (CSV), or the total
+//! length of the parts (Parquet). `parts` (Parquet) is the number of durable parts
+//! (`readings.parquet.parts/part-000000.parquet`, …); `assembled` (Parquet) says that the
+//! final file was built from them after the last unit, and the parts may be gone. Fields
+//! added after the first release of version 1 (`unreachable`, `parts`, `assembled`) are read
+//! as empty, zero and `false` when absent.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -64,6 +75,15 @@ pub(crate) struct UnitKey {
     pub(crate) device: String,
 }
 
+/// A unit a vendor can never serve: done, with no rows, not retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Unreachable {
+    #[serde(flatten)]
+    pub(crate) unit: UnitKey,
+    /// The oldest instant the vendor's answer covered.
+    pub(crate) reachable_from: DateTime<Utc>,
+}
+
 /// Where an export stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
@@ -75,8 +95,14 @@ pub(crate) struct Checkpoint {
     pub(crate) next_unit: u64,
     #[serde(default)]
     pub(crate) pending: Vec<UnitKey>,
+    #[serde(default)]
+    pub(crate) unreachable: Vec<Unreachable>,
     pub(crate) data_len: u64,
     pub(crate) rows: u64,
+    #[serde(default)]
+    pub(crate) parts: u64,
+    #[serde(default)]
+    pub(crate) assembled: bool,
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -182,8 +208,18 @@ mod tests {
                 source: "sgt".into(),
                 device: "dev_1".into(),
             }],
+            unreachable: vec![Unreachable {
+                unit: UnitKey {
+                    window: 0,
+                    source: "sgt".into(),
+                    device: "dev_2".into(),
+                },
+                reachable_from: "2026-01-01T06:00:00Z".parse().unwrap(),
+            }],
             data_len: 99,
             rows: 7,
+            parts: 2,
+            assembled: false,
         }
     }
 
@@ -210,6 +246,18 @@ mod tests {
         other["version"] = 2.into();
         fs::write(&path, other.to_string()).unwrap();
         assert!(matches!(load(&path), Err(Error::InvalidInput(_))));
+        fs::write(&path, b"{\"version\": 1").unwrap();
+        assert!(matches!(load(&path), Err(Error::InvalidInput(_))));
+        // A checkpoint written before `unreachable`, `parts` and `assembled` existed reads them
+        // as empty, zero and false.
+        let mut old = serde_json::to_value(sample()).unwrap();
+        for field in ["unreachable", "parts", "assembled"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        fs::write(&path, old.to_string()).unwrap();
+        let back = load(&path).unwrap().unwrap();
+        assert!(back.unreachable.is_empty() && back.parts == 0 && !back.assembled);
+        assert_eq!(back.pending, sample().pending);
         fs::write(&path, b"{\"version\": 1").unwrap();
         assert!(matches!(load(&path), Err(Error::InvalidInput(_))));
         fs::remove_dir_all(&dir).unwrap();

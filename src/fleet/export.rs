@@ -10,13 +10,13 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use futures::{StreamExt, TryStreamExt};
 
-use super::checkpoint::{self, Checkpoint, SourceSpec, Spec, UnitKey};
+use super::checkpoint::{self, Checkpoint, SourceSpec, Spec, UnitKey, Unreachable};
 use super::union::{Member, Sourced};
-use super::{Fleet, FleetReading, MetricFilter, SourceError};
+use super::{Fleet, FleetReading, MetricFilter, OutOfReach, SourceError, VendorKind};
 use crate::error::{Error, Result};
 use crate::window::{check_range, windows};
 
-/// The columns of a CSV export, in order.
+/// The columns of an export (the CSV header, the Parquet schema's fields), in order.
 pub(crate) const COLUMNS: [&str; 8] = [
     "source",
     "vendor",
@@ -34,12 +34,30 @@ pub(crate) const COLUMNS: [&str; 8] = [
 pub enum ExportFormat {
     /// CSV (`readings.csv`), a header line then one line per reading.
     Csv,
+    /// Parquet (`readings.parquet`), the same columns typed: `source`, `vendor`, `device_id`
+    /// and `metric` UTF-8; `ts` a timestamp in microseconds, UTC; `value` a nullable float64;
+    /// `unit` and `raw` nullable UTF-8 (null where the CSV has an empty field). Snappy
+    /// compression. See [`Export`] for how it is written and resumed.
+    #[cfg(feature = "parquet")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
+    Parquet,
 }
 
 impl ExportFormat {
     fn as_str(self) -> &'static str {
         match self {
             ExportFormat::Csv => "csv",
+            #[cfg(feature = "parquet")]
+            ExportFormat::Parquet => "parquet",
+        }
+    }
+
+    /// The output file's name in the export's directory.
+    fn file_name(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "readings.csv",
+            #[cfg(feature = "parquet")]
+            ExportFormat::Parquet => "readings.parquet",
         }
     }
 }
@@ -54,12 +72,16 @@ pub struct ExportProgress {
     pub units_total: u64,
     /// Readings in the output.
     pub rows: u64,
-    /// Units that failed in this run.
+    /// Units that failed in this run (to be retried by the next one).
     pub failed: u64,
+    /// Units a vendor can never serve, found in this run and before (see
+    /// [`ExportReport::unreachable`]).
+    pub unreachable: u64,
 }
 
 /// A unit of an export that failed: which source, device and window, and why. It is done again
-/// by the next run with the same arguments.
+/// by the next run with the same arguments. (A unit the vendor can never serve is not a
+/// failure but an [`UnreachableUnit`].)
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct UnitFailure {
@@ -75,6 +97,38 @@ impl fmt::Display for UnitFailure {
             Some((a, b)) => write!(f, "[{a}, {b}) {}", self.error),
             None => write!(f, "device list: {}", self.error),
         }
+    }
+}
+
+/// A unit of an export that its vendor can never serve: a window out of the vendor's reach
+/// (SiliconWit: older than its look-back, or more than 1,000 readings between the window's start
+/// and now; see [`OutOfReach`]). It is a final outcome: the unit is done with no rows, recorded
+/// in the checkpoint, reported by every later run, and never retried (the window only gets
+/// further out of reach). Delete the export's directory to try again from scratch, e.g. after a
+/// plan with a longer retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnreachableUnit {
+    /// The source's label.
+    pub source: String,
+    /// Its vendor.
+    pub vendor: VendorKind,
+    /// The device.
+    pub device_id: String,
+    /// The unit's window, `[from, to)`.
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+    /// The oldest instant the vendor's answer covered.
+    pub reachable_from: DateTime<Utc>,
+}
+
+impl fmt::Display for UnreachableUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (a, b) = self.window;
+        write!(
+            f,
+            "[{a}, {b}) source {} ({}), device {}: out of reach (the vendor serves from {} on)",
+            self.source, self.vendor, self.device_id, self.reachable_from
+        )
     }
 }
 
@@ -98,12 +152,23 @@ pub struct ExportReport {
     pub pending: u64,
     /// Sources whose device list has never been read (their units are not counted yet).
     pub unlisted_sources: Vec<String>,
-    /// What failed in this run.
+    /// What failed in this run (to be retried; not the unreachable units).
     pub failures: Vec<UnitFailure>,
+    /// Every unit a vendor can never serve, found by this run or an earlier one (from the
+    /// checkpoint), in the order they were found. Final: not retried, not pending.
+    pub unreachable: Vec<UnreachableUnit>,
+    /// How many of [`ExportReport::unreachable`] this run found (the others were in the
+    /// checkpoint already).
+    pub unreachable_new: u64,
 }
 
 impl ExportReport {
-    /// Whether every reading of every source is in the output.
+    /// Whether the export is finished: every unit of every source is done (its readings are in
+    /// the output) or unreachable (its vendor can never serve it: see
+    /// [`ExportReport::unreachable`]), so another run with the same arguments would write
+    /// nothing. Nothing is pending and every source's device list was read. A complete export
+    /// holds every reading its vendors can serve, not necessarily every reading of the range:
+    /// check that [`ExportReport::unreachable`] is empty for that.
     pub fn is_complete(&self) -> bool {
         self.pending == 0 && self.unlisted_sources.is_empty()
     }
@@ -121,6 +186,10 @@ pub enum CrashPhase {
     CheckpointTemp,
     /// After the checkpoint.
     AfterCheckpoint,
+    /// Parquet: after the final file's temporary is durable, before the rename (any unit).
+    AssembleTemp,
+    /// Parquet: after the final file's rename, before the checkpoint records it (any unit).
+    Assembled,
 }
 
 /// A unit (in the main order) and a phase. Not part of the API.
@@ -135,8 +204,9 @@ pub struct CrashPoint {
 
 type Progress = Arc<dyn Fn(&ExportProgress) + Send + Sync>;
 
-/// An export of a fleet's readings in `[from, to)` to a directory: CSV (`readings.csv`), with a
-/// checkpoint (`….checkpoint.json`) beside it. Get one from [`Fleet::export`].
+/// An export of a fleet's readings in `[from, to)` to a directory: CSV (`readings.csv`) or,
+/// with the feature `parquet`, Parquet (`readings.parquet`), with a checkpoint
+/// (`….checkpoint.json`) beside it. Get one from [`Fleet::export`].
 ///
 /// The work is split into units (one device of one source over one window of
 /// [`Export::unit`], one day by default), done in a fixed order (window after window; in each,
@@ -151,11 +221,35 @@ type Progress = Arc<dyn Fn(&ExportProgress) + Send + Sync>;
 /// A unit that fails (a vendor down, a device gone) does not stop the export: it is reported in
 /// [`ExportReport::failures`], kept in the checkpoint, and done by the next run, after the rest
 /// (its rows then come after the others). A source whose device list fails is listed again by
-/// the next run. A finished export keeps its checkpoint, so running it again writes nothing;
-/// delete the directory to start over. Arguments that differ from the checkpoint's are refused.
+/// the next run. A unit its vendor can never serve ([`OutOfReach`]: a SiliconWit window
+/// beyond its look-back) is not a failure but a final outcome: done with no rows, recorded in
+/// the checkpoint, listed in [`ExportReport::unreachable`] by this run and every later one, and
+/// never retried; it does not keep the export from being
+/// [complete](ExportReport::is_complete). A finished export keeps its checkpoint, so running it
+/// again writes nothing; delete the directory to start over. Arguments that differ from the
+/// checkpoint's are refused.
 ///
-/// Memory: the readings of at most [`Fleet::concurrency`] units, plus each source's device ids.
-/// File writes are blocking calls on the task that drives the export.
+/// # Parquet
+///
+/// A Parquet file ends in a footer, so it cannot be truncated back to a checkpoint and
+/// appended to like the CSV. Rows are gathered instead into parts of at least
+/// [`Export::parquet_part_rows`] rows (65,536 by default), each written whole to
+/// `readings.parquet.parts/part-NNNNNN.parquet` (temporary file, `fsync`, rename, `fsync` of
+/// the directory) when a unit brings the gathered rows to that size; the checkpoint (which
+/// records how many parts are durable) is replaced only when no gathered row waits, so a crash
+/// costs at most one part's units, which the next run fetches again. A re-run deletes any part
+/// beyond the checkpoint's count and goes on from there. At the end of every run the final
+/// `readings.parquet` is built from the parts in order (their rows re-read in batches and
+/// written as row groups of at most 65,536 rows, to a temporary file, `fsync`, rename, so it
+/// is always whole); when the export is [complete](ExportReport::is_complete) the checkpoint
+/// records it and the parts are deleted. Writer properties are fixed (no time or host in the
+/// metadata), so a killed and resumed export writes the same bytes as an uninterrupted one.
+/// Timestamps are stored in microseconds: a sub-microsecond part (none of the three vendors
+/// sends one) is dropped.
+///
+/// Memory: the readings of at most [`Fleet::concurrency`] units, plus each source's device ids;
+/// for Parquet also the gathered rows of one part and, while the final file is built, one row
+/// group. File writes are blocking calls on the task that drives the export.
 ///
 /// ```no_run
 /// # async fn demo(fleet: iot_sdk::fleet::Fleet) -> iot_sdk::Result<()> {
@@ -180,6 +274,11 @@ pub struct Export {
     metrics: MetricFilter,
     progress: Option<Progress>,
     crash: Option<CrashPoint>,
+    #[cfg_attr(
+        not(feature = "parquet"),
+        allow(dead_code, reason = "read by the Parquet sink only")
+    )]
+    part_rows: usize,
 }
 
 impl fmt::Debug for Export {
@@ -204,6 +303,7 @@ impl Export {
             metrics: MetricFilter::all(),
             progress: None,
             crash: None,
+            part_rows: DEFAULT_PART_ROWS,
         }
     }
 
@@ -233,9 +333,30 @@ impl Export {
         self
     }
 
+    /// Parquet: the rows gathered before a part is written (default 65,536; at least 1): the
+    /// most a crash costs, and the memory the gathered rows take. It changes how the parts are
+    /// cut, not the final file's rows (nor, in the tests, its bytes; byte identity is promised
+    /// only between runs with the same value). One row means a part (and a checkpoint) after
+    /// every unit that has readings.
+    #[cfg(feature = "parquet")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
+    pub fn parquet_part_rows(mut self, rows: usize) -> Self {
+        self.part_rows = rows.max(1);
+        self
+    }
+
     /// Runs the export to CSV: `dir/readings.csv`, checkpoint `dir/readings.csv.checkpoint.json`.
     pub async fn csv(self, dir: impl AsRef<Path>) -> Result<ExportReport> {
         self.run(dir.as_ref(), ExportFormat::Csv).await
+    }
+
+    /// Runs the export to Parquet: `dir/readings.parquet`, checkpoint
+    /// `dir/readings.parquet.checkpoint.json`, parts in `dir/readings.parquet.parts/` until
+    /// the export is complete (see [`Export`]).
+    #[cfg(feature = "parquet")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "parquet")))]
+    pub async fn parquet(self, dir: impl AsRef<Path>) -> Result<ExportReport> {
+        self.run(dir.as_ref(), ExportFormat::Parquet).await
     }
 
     /// Runs the export in `format`.
@@ -251,12 +372,8 @@ impl Export {
         }
         fs::create_dir_all(dir)
             .map_err(|e| Error::invalid_input(format!("cannot create {}: {e}", dir.display())))?;
-        let (data_path, cp_path) = match format {
-            ExportFormat::Csv => (
-                dir.join("readings.csv"),
-                dir.join("readings.csv.checkpoint.json"),
-            ),
-        };
+        let data_path = dir.join(format.file_name());
+        let cp_path = dir.join(format!("{}.checkpoint.json", format.file_name()));
         let spec = self.spec(format);
         let mut failures = Vec::new();
         let (mut cp, resumed) = match checkpoint::load(&cp_path)? {
@@ -272,9 +389,9 @@ impl Export {
             }
             None => (self.plan(spec, &mut failures).await, false),
         };
-        let mut sink = open_sink(format, &data_path, resumed.then_some(&cp))?;
+        let mut sink = open_sink(format, &data_path, resumed.then_some(&cp), self.part_rows)?;
         if !resumed {
-            cp.data_len = sink.position();
+            sink.save(&mut cp);
             checkpoint::store(&cp_path, &cp, || {})?;
         } else {
             self.list_late(&mut cp, &mut failures).await;
@@ -286,6 +403,7 @@ impl Export {
             sink: sink.as_mut(),
             failures,
             written: 0,
+            unreachable_new: 0,
         };
         // Units that failed before this run are done again after the main order; those
         // failing in this run wait for the next one.
@@ -294,17 +412,34 @@ impl Export {
         run.pending_pass(retry).await?;
         run.sink.finish()?;
         run.checkpoint(None)?;
+        run.publish()?;
         let Run {
             cp,
             failures,
             written,
+            unreachable_new,
             ..
         } = run;
-        let unlisted_sources = cp
-            .devices
+        let unlisted_sources = unlisted(&cp);
+        let windows = self.windows();
+        let unreachable = cp
+            .unreachable
             .iter()
-            .filter(|(label, d)| d.is_none() && !cp.late.contains_key(*label))
-            .map(|(label, _)| label.clone())
+            .filter_map(|u| {
+                let member = self
+                    .fleet
+                    .members
+                    .iter()
+                    .find(|m| *m.label == *u.unit.source)?;
+                let window = *windows.get(usize::try_from(u.unit.window).ok()?)?;
+                Some(UnreachableUnit {
+                    source: u.unit.source.clone(),
+                    vendor: member.vendor(),
+                    device_id: u.unit.device.clone(),
+                    window,
+                    reachable_from: u.reachable_from,
+                })
+            })
             .collect();
         Ok(ExportReport {
             path: data_path,
@@ -316,6 +451,8 @@ impl Export {
             pending: cp.pending.len() as u64,
             unlisted_sources,
             failures,
+            unreachable,
+            unreachable_new,
         })
     }
 
@@ -374,8 +511,11 @@ impl Export {
             late: BTreeMap::new(),
             next_unit: 0,
             pending: Vec::new(),
+            unreachable: Vec::new(),
             data_len: 0,
             rows: 0,
+            parts: 0,
+            assembled: false,
         }
     }
 
@@ -409,10 +549,28 @@ impl Export {
     }
 
     fn hook(&self, unit: u64, phase: CrashPhase) {
-        if self.crash == Some(CrashPoint { unit, phase }) {
+        let hit = match phase {
+            CrashPhase::AssembleTemp | CrashPhase::Assembled => {
+                self.crash.is_some_and(|c| c.phase == phase)
+            }
+            _ => self.crash == Some(CrashPoint { unit, phase }),
+        };
+        if hit {
             std::process::abort();
         }
     }
+}
+
+/// The default of [`Export::parquet_part_rows`].
+const DEFAULT_PART_ROWS: usize = 65_536;
+
+/// The sources whose device list was never read.
+fn unlisted(cp: &Checkpoint) -> Vec<String> {
+    cp.devices
+        .iter()
+        .filter(|(label, d)| d.is_none() && !cp.late.contains_key(*label))
+        .map(|(label, _)| label.clone())
+        .collect()
 }
 
 /// The units of the main order plus those of late sources.
@@ -465,6 +623,7 @@ struct Run<'a> {
     sink: &'a mut dyn Sink,
     failures: Vec<UnitFailure>,
     written: u64,
+    unreachable_new: u64,
 }
 
 impl Run<'_> {
@@ -578,18 +737,41 @@ impl Run<'_> {
                 Ok(durable)
             }
             Err(error) => {
-                self.cp.pending.push(key);
-                self.failures.push(UnitFailure {
-                    error,
-                    window: Some(window),
-                });
+                // Out of the vendor's reach: final, never retried (the window only gets further
+                // out of reach).
+                if let Some(oor) = error.error.vendor::<OutOfReach>() {
+                    self.cp.unreachable.push(Unreachable {
+                        unit: key,
+                        reachable_from: oor.reachable_from,
+                    });
+                    self.unreachable_new = self.unreachable_new.saturating_add(1);
+                } else {
+                    self.cp.pending.push(key);
+                    self.failures.push(UnitFailure {
+                        error,
+                        window: Some(window),
+                    });
+                }
                 self.sink.write_unit(&[])
             }
         }
     }
 
+    /// After the run's last checkpoint: the final file (Parquet: built from the parts); when
+    /// the export is complete, the checkpoint records it and the parts go.
+    fn publish(&mut self) -> Result<()> {
+        let complete = self.cp.pending.is_empty() && unlisted(&self.cp).is_empty();
+        let export = self.export;
+        let hook = |phase| export.hook(0, phase);
+        if self.sink.publish(&mut self.cp, complete, &hook)? {
+            self.checkpoint(None)?;
+            self.sink.cleanup()?;
+        }
+        Ok(())
+    }
+
     fn checkpoint(&mut self, unit: Option<u64>) -> Result<()> {
-        self.cp.data_len = self.sink.position();
+        self.sink.save(&mut self.cp);
         let export = self.export;
         checkpoint::store(self.cp_path, &self.cp, || {
             if let Some(i) = unit {
@@ -611,6 +793,7 @@ impl Run<'_> {
                 units_total: total,
                 rows: self.cp.rows,
                 failed: self.failures.len() as u64,
+                unreachable: self.cp.unreachable.len() as u64,
             });
         }
     }
@@ -623,21 +806,42 @@ pub(crate) trait Sink {
     fn write_unit(&mut self, rows: &[Sourced<FleetReading>]) -> Result<bool>;
     /// Makes everything durable.
     fn finish(&mut self) -> Result<()>;
-    /// The data file's length.
-    fn position(&self) -> u64;
+    /// Records where the durable output ends in the checkpoint (`data_len`, `parts`).
+    fn save(&self, cp: &mut Checkpoint);
+    /// After the run's last checkpoint: makes the final file. Whether the checkpoint changed
+    /// (and must be stored, then [`Sink::cleanup`] called). `hook` is the crash hook.
+    fn publish(
+        &mut self,
+        cp: &mut Checkpoint,
+        complete: bool,
+        hook: &dyn Fn(CrashPhase),
+    ) -> Result<bool> {
+        let _ = (cp, complete, hook);
+        Ok(false)
+    }
+    /// After the checkpoint [`Sink::publish`] changed is stored: removes what is not needed.
+    fn cleanup(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 fn open_sink(
     format: ExportFormat,
     path: &Path,
     resume: Option<&Checkpoint>,
+    part_rows: usize,
 ) -> Result<Box<dyn Sink>> {
+    let _ = part_rows;
     match format {
         ExportFormat::Csv => Ok(Box::new(CsvSink::open(path, resume.map(|c| c.data_len))?)),
+        #[cfg(feature = "parquet")]
+        ExportFormat::Parquet => Ok(Box::new(super::parquet_sink::ParquetSink::open(
+            path, part_rows, resume,
+        )?)),
     }
 }
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
+pub(crate) fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::invalid_input(format!("{what} {}: {e}", path.display()))
 }
 
@@ -770,7 +974,7 @@ impl Sink for CsvSink {
             .map_err(|e| io("cannot sync", &self.path, e))
     }
 
-    fn position(&self) -> u64 {
-        self.len
+    fn save(&self, cp: &mut Checkpoint) {
+        cp.data_len = self.len;
     }
 }

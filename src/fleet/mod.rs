@@ -75,8 +75,9 @@
 //! [`Fleet`] streams devices and readings of every source at once, with bounded concurrency
 //! across sources; an item is `Err(`[`SourceError`]`)` when one source (or one device) failed,
 //! and the stream goes on with the others: the caller decides whether to stop. [`Export`] writes
-//! readings to CSV with a checkpoint that lets a run
-//! after a crash continue where the last one stopped; see [`Export`].
+//! readings to CSV (or, with the feature `parquet`, to Parquet) with a checkpoint that lets a
+//! run after a crash continue where the last one stopped; a window a vendor can never serve is
+//! reported as unreachable, not retried forever; see [`Export`].
 
 mod export;
 mod model;
@@ -90,6 +91,8 @@ mod sgt;
 mod siliconwit;
 
 mod checkpoint;
+#[cfg(feature = "parquet")]
+mod parquet_sink;
 
 use std::fmt;
 
@@ -101,7 +104,9 @@ use crate::error::{Error, Result};
 
 #[doc(hidden)]
 pub use export::{CrashPhase, CrashPoint};
-pub use export::{Export, ExportFormat, ExportProgress, ExportReport, UnitFailure};
+pub use export::{
+    Export, ExportFormat, ExportProgress, ExportReport, UnitFailure, UnreachableUnit,
+};
 pub use model::{
     FleetDevice, FleetReading, FleetStatus, MetricFilter, VendorDevice, VendorKind, VendorReading,
 };
