@@ -8,30 +8,20 @@
 mod fleet_sims;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use fleet_sims::{clients, clients_of, endpoints, fleet, start};
+use fleet_sims::{
+    child_orders, clients_of, crash_child, crash_points, fleet, range, start, temp_dir,
+};
 use futures::TryStreamExt;
-use iot_sdk::fleet::{CrashPhase, CrashPoint, MetricFilter, VendorKind};
+use iot_sdk::fleet::{MetricFilter, VendorKind};
 use iot_sdk_sim::Faults;
 
 /// Two-hour units: the range below is 12 windows, about 130 units.
 const UNIT: TimeDelta = TimeDelta::hours(2);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("iot-sdk-fleet-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn range() -> (DateTime<Utc>, DateTime<Utc>) {
-    let (from, _) = fleet_sims::range();
-    (from, from + TimeDelta::hours(24))
-}
 
 /// The rows of a CSV export, without the header.
 fn rows(path: &Path) -> Vec<Vec<String>> {
@@ -117,30 +107,14 @@ async fn a_range_export_equals_the_readings_fetched_directly() {
 /// `FLEET_DIR`, aborting at `FLEET_CRASH` (`unit:phase`).
 #[tokio::test]
 async fn child_export() {
-    let Ok(dir) = std::env::var("FLEET_CHILD") else {
+    let Some(child) = child_orders() else {
         return;
     };
-    let c = clients(|name| std::env::var(name).unwrap_or_default());
-    let f = fleet(&c);
-    let from: DateTime<Utc> = std::env::var("FLEET_FROM").unwrap().parse().unwrap();
-    let to: DateTime<Utc> = std::env::var("FLEET_TO").unwrap().parse().unwrap();
-    let crash = std::env::var("FLEET_CRASH").unwrap();
-    let (unit, phase) = crash.split_once(':').unwrap();
-    let phase = match phase {
-        "before" => CrashPhase::BeforeData,
-        "data" => CrashPhase::AfterData,
-        "temp" => CrashPhase::CheckpointTemp,
-        _ => CrashPhase::AfterCheckpoint,
-    };
-    let point = CrashPoint {
-        unit: unit.parse().unwrap(),
-        phase,
-    };
-    let report = f
-        .export(from, to)
+    let report = fleet(&child.clients)
+        .export(child.from, child.to)
         .unit(UNIT)
-        .crash_at(point)
-        .csv(&dir)
+        .crash_at(child.point)
+        .csv(&child.dir)
         .await;
     // Reaching here means the crash point was never reached: the parent counts that a failure.
     println!(
@@ -167,31 +141,8 @@ async fn an_export_killed_at_24_points_and_resumed_is_byte_identical() {
     let want = std::fs::read(&reference.path).unwrap();
 
     let dir = temp_dir("killed");
-    let phases = ["data", "before", "temp", "after"];
-    let exe = std::env::current_exe().unwrap();
-    let mut last = 0;
-    for k in 0..24u64 {
-        // Strictly increasing units spread over the whole export, the first one at unit 0.
-        let unit = (k * (total - 1) / 24).max(last + 1).min(total - 1);
-        let unit = if k == 0 { 0 } else { unit };
-        last = unit;
-        let phase = phases[(k % 4) as usize];
-        let mut cmd = Command::new(&exe);
-        cmd.args(["child_export", "--exact", "--nocapture", "--test-threads=1"])
-            .envs(endpoints(&sims))
-            .env("FLEET_CHILD", &dir)
-            .env("FLEET_FROM", from.to_rfc3339())
-            .env("FLEET_TO", to.to_rfc3339())
-            .env("FLEET_CRASH", format!("{unit}:{phase}"));
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .unwrap()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            !out.status.success() && !stdout.contains("without crashing"),
-            "crash {k} at unit {unit} ({phase}) did not happen: {stdout}"
-        );
+    for point in crash_points(24, total) {
+        crash_child("child_export", &sims, &dir, (from, to), point).await;
         // The checkpoint on disk is always whole and readable.
         let cp = std::fs::read(dir.join("readings.csv.checkpoint.json")).unwrap();
         let cp: serde_json::Value = serde_json::from_slice(&cp).unwrap();

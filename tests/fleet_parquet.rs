@@ -8,30 +8,20 @@
 mod fleet_sims;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, Float64Array};
 use arrow_schema::{DataType, TimeUnit};
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use fleet_sims::{clients, clients_of, endpoints, fleet, start};
-use iot_sdk::fleet::{CrashPhase, CrashPoint};
+use chrono::{DateTime, SecondsFormat, TimeDelta};
+use fleet_sims::{
+    child_orders, clients_of, crash_child, crash_points, fleet, range, start, temp_dir,
+};
+
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const UNIT: TimeDelta = TimeDelta::hours(2);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("iot-sdk-fleet-pq-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn range() -> (DateTime<Utc>, DateTime<Utc>) {
-    let (from, _) = fleet_sims::range();
-    (from, from + TimeDelta::hours(24))
-}
 
 fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
@@ -168,33 +158,15 @@ async fn a_parquet_export_read_back_equals_the_csv() {
 /// aborting at `FLEET_CRASH` (`unit:phase`).
 #[tokio::test]
 async fn child_parquet_export() {
-    let Ok(dir) = std::env::var("FLEET_CHILD") else {
+    let Some(child) = child_orders() else {
         return;
     };
-    let c = clients(|name| std::env::var(name).unwrap_or_default());
-    let f = fleet(&c);
-    let from: DateTime<Utc> = std::env::var("FLEET_FROM").unwrap().parse().unwrap();
-    let to: DateTime<Utc> = std::env::var("FLEET_TO").unwrap().parse().unwrap();
-    let crash = std::env::var("FLEET_CRASH").unwrap();
-    let (unit, phase) = crash.split_once(':').unwrap();
-    let phase = match phase {
-        "before" => CrashPhase::BeforeData,
-        "data" => CrashPhase::AfterData,
-        "temp" => CrashPhase::CheckpointTemp,
-        "assemble" => CrashPhase::AssembleTemp,
-        "assembled" => CrashPhase::Assembled,
-        _ => CrashPhase::AfterCheckpoint,
-    };
-    let point = CrashPoint {
-        unit: unit.parse().unwrap(),
-        phase,
-    };
-    let report = f
-        .export(from, to)
+    let report = fleet(&child.clients)
+        .export(child.from, child.to)
         .unit(UNIT)
         .parquet_part_rows(1)
-        .crash_at(point)
-        .parquet(&dir)
+        .crash_at(child.point)
+        .parquet(&child.dir)
         .await;
     println!(
         "export ended without crashing: {:?}",
@@ -208,7 +180,7 @@ async fn a_parquet_export_killed_at_26_points_and_resumed_is_byte_identical() {
     let c = clients_of(&sims);
     let f = fleet(&c);
     let (from, to) = range();
-    let clean = temp_dir("clean");
+    let clean = temp_dir("clean-pq");
     let reference = f
         .export(from, to)
         .unit(UNIT)
@@ -221,42 +193,13 @@ async fn a_parquet_export_killed_at_26_points_and_resumed_is_byte_identical() {
     assert!(total >= 48, "{total}");
     let want = std::fs::read(&reference.path).unwrap();
 
-    let dir = temp_dir("killed");
-    let phases = ["data", "before", "temp", "after"];
-    let exe = std::env::current_exe().unwrap();
-    let mut points: Vec<(u64, &str)> = Vec::new();
-    let mut last = 0;
-    for k in 0..24u64 {
-        let unit = (k * (total - 1) / 24).max(last + 1).min(total - 1);
-        let unit = if k == 0 { 0 } else { unit };
-        last = unit;
-        points.push((unit, phases[(k % 4) as usize]));
-    }
+    let dir = temp_dir("killed-pq");
+    let mut points = crash_points(24, total);
     // Then while the final file is built: its temporary durable, then renamed.
     points.push((0, "assemble"));
     points.push((0, "assembled"));
-    for (unit, phase) in points {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
-            "child_parquet_export",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .envs(endpoints(&sims))
-        .env("FLEET_CHILD", &dir)
-        .env("FLEET_FROM", from.to_rfc3339())
-        .env("FLEET_TO", to.to_rfc3339())
-        .env("FLEET_CRASH", format!("{unit}:{phase}"));
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .unwrap()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            !out.status.success() && !stdout.contains("without crashing"),
-            "crash at unit {unit} ({phase}) did not happen: {stdout}"
-        );
+    for point in points {
+        crash_child("child_parquet_export", &sims, &dir, (from, to), point).await;
         let cp = std::fs::read(dir.join("readings.parquet.checkpoint.json")).unwrap();
         let cp: serde_json::Value = serde_json::from_slice(&cp).unwrap();
         let parts = cp["parts"].as_u64().unwrap();

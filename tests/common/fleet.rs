@@ -132,3 +132,102 @@ pub fn range() -> (DateTime<Utc>, DateTime<Utc>) {
     let hour = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
     (hour - TimeDelta::hours(30), hour - TimeDelta::hours(6))
 }
+
+/// A fresh temporary directory for one test of this process (emptied first).
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("iot-sdk-fleet-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The phases the crash tests cycle through, by the name a child is given.
+pub const CRASH_PHASES: [&str; 4] = ["data", "before", "temp", "after"];
+
+fn crash_phase(name: &str) -> iot_sdk::fleet::CrashPhase {
+    use iot_sdk::fleet::CrashPhase;
+    match name {
+        "before" => CrashPhase::BeforeData,
+        "data" => CrashPhase::AfterData,
+        "temp" => CrashPhase::CheckpointTemp,
+        "assemble" => CrashPhase::AssembleTemp,
+        "assembled" => CrashPhase::Assembled,
+        _ => CrashPhase::AfterCheckpoint,
+    }
+}
+
+/// `n` kill points over an export of `total` units: strictly increasing units spread over the
+/// whole export, the first at unit 0, the phases cycling through [`CRASH_PHASES`].
+pub fn crash_points(n: u64, total: u64) -> Vec<(u64, &'static str)> {
+    let mut last = 0;
+    (0..n)
+        .map(|k| {
+            let unit = if k == 0 {
+                0
+            } else {
+                (k * (total - 1) / n).max(last + 1).min(total - 1)
+            };
+            last = unit;
+            (unit, CRASH_PHASES[(k % 4) as usize])
+        })
+        .collect()
+}
+
+/// What a crash child is asked to do.
+pub struct Child {
+    /// The export's directory.
+    pub dir: String,
+    /// The fleet's clients.
+    pub clients: Clients,
+    /// The range.
+    pub from: DateTime<Utc>,
+    /// The range's end.
+    pub to: DateTime<Utc>,
+    /// Where to abort.
+    pub point: iot_sdk::fleet::CrashPoint,
+}
+
+/// In a crash child (this test binary run again by [`crash_child`]): its orders from the
+/// environment; `None` in an ordinary test run.
+pub fn child_orders() -> Option<Child> {
+    let dir = std::env::var("FLEET_CHILD").ok()?;
+    let var = |k: &str| std::env::var(k).unwrap();
+    let crash = var("FLEET_CRASH");
+    let (unit, phase) = crash.split_once(':').unwrap();
+    Some(Child {
+        dir,
+        clients: clients(|name| std::env::var(name).unwrap_or_default()),
+        from: var("FLEET_FROM").parse().unwrap(),
+        to: var("FLEET_TO").parse().unwrap(),
+        point: iot_sdk::fleet::CrashPoint {
+            unit: unit.parse().unwrap(),
+            phase: crash_phase(phase),
+        },
+    })
+}
+
+/// Runs the test `child` of this binary as a child process exporting `[from, to)` into `dir`
+/// that aborts at `unit` in `phase`; fails the test when it did not crash there.
+pub async fn crash_child(
+    child: &str,
+    sims: &Sims,
+    dir: &std::path::Path,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    (unit, phase): (u64, &str),
+) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([child, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(endpoints(sims))
+        .env("FLEET_CHILD", dir)
+        .env("FLEET_FROM", from.to_rfc3339())
+        .env("FLEET_TO", to.to_rfc3339())
+        .env("FLEET_CRASH", format!("{unit}:{phase}"));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && !stdout.contains("without crashing"),
+        "crash at unit {unit} ({phase}) did not happen: {stdout}"
+    );
+}
