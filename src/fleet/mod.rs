@@ -175,6 +175,39 @@ impl From<OutOfReach> for Error {
     }
 }
 
+/// The look-backs of [`latest_by_lookback`]: the last day, then the 31 days before.
+#[allow(
+    dead_code,
+    reason = "used by some vendors and not others; dead only in a build without them"
+)]
+const LATEST_LOOKBACK: [TimeDelta; 2] = [TimeDelta::days(1), TimeDelta::days(31)];
+
+/// The latest readings of a vendor without a "latest" endpoint: `window(from, to)` reads what
+/// to keep of one window, first the last day, then the 31 days before; the first window with
+/// any reading answers (none in either: empty).
+#[allow(
+    dead_code,
+    reason = "used by some vendors and not others; dead only in a build without them"
+)]
+pub(crate) async fn latest_by_lookback<T, F, Fut>(mut window: F) -> Result<Vec<T>>
+where
+    F: FnMut(DateTime<Utc>, DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let mut to = Utc::now();
+    for back in LATEST_LOOKBACK {
+        let from = to
+            .checked_sub_signed(back)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let found = window(from, to).await?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        to = from;
+    }
+    Ok(Vec::new())
+}
+
 /// A failed stream of one item.
 #[allow(
     dead_code,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -16,9 +16,6 @@ use super::{
 };
 use crate::error::Result;
 use crate::sepolo::{Client, Device, MAX_PAGE_SIZE, TelemetrySample};
-
-/// The look-backs of [`FleetSource::fleet_latest`]: the last day, then the 31 days before.
-const LATEST_LOOKBACK: [TimeDelta; 2] = [TimeDelta::days(1), TimeDelta::days(31)];
 
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
@@ -144,22 +141,17 @@ impl FleetSource for Client {
     ) -> BoxFuture<'static, Result<Vec<FleetReading>>> {
         let (client, id, metrics) = (self.clone(), device_id.to_owned(), metrics.clone());
         async move {
-            let mut to = Utc::now();
-            for back in LATEST_LOOKBACK {
-                let from = to
-                    .checked_sub_signed(back)
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
-                let mut last: BTreeMap<String, FleetReading> = BTreeMap::new();
+            super::latest_by_lookback(|from, to| {
                 let mut readings = telemetry(&client, &id, from, to, &metrics);
-                while let Some(r) = readings.try_next().await? {
-                    last.insert(r.metric.clone(), r);
+                async move {
+                    let mut last: BTreeMap<String, FleetReading> = BTreeMap::new();
+                    while let Some(r) = readings.try_next().await? {
+                        last.insert(r.metric.clone(), r);
+                    }
+                    Ok(last.into_values().collect())
                 }
-                if !last.is_empty() {
-                    return Ok(last.into_values().collect());
-                }
-                to = from;
-            }
-            Ok(Vec::new())
+            })
+            .await
         }
         .boxed()
     }

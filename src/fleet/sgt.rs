@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -14,9 +14,6 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::sgt::{Client, Device, DeviceStatus, MAX_PAGE_SIZE, Reading};
-
-/// The look-backs of [`FleetSource::fleet_latest`]: the last day, then the 31 days before.
-const LATEST_LOOKBACK: [TimeDelta; 2] = [TimeDelta::days(1), TimeDelta::days(31)];
 
 pub(crate) fn device(d: Device) -> FleetDevice {
     let status = match &d.status {
@@ -83,26 +80,22 @@ impl FleetSource for Client {
         async move {
             let mut out = Vec::new();
             for metric in names? {
-                let mut to = Utc::now();
-                for back in LATEST_LOOKBACK {
-                    let from = to
-                        .checked_sub_signed(back)
-                        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let latest = super::latest_by_lookback(|from, to| {
                     let mut items = client
                         .telemetry()
                         .query(id.as_str(), metric.as_str(), from, to)
                         .limit(MAX_PAGE_SIZE)
                         .items();
-                    let mut last = None;
-                    while let Some(r) = items.try_next().await? {
-                        last = Some(r);
+                    async move {
+                        let mut last = None;
+                        while let Some(r) = items.try_next().await? {
+                            last = Some(r);
+                        }
+                        Ok(last.map(reading).into_iter().collect())
                     }
-                    if let Some(r) = last {
-                        out.push(reading(r));
-                        break;
-                    }
-                    to = from;
-                }
+                })
+                .await?;
+                out.extend(latest);
             }
             Ok(out)
         }
