@@ -210,7 +210,88 @@ pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
 /// once and every attempt without secrets of its own reuses it.
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
-    secrets: Arc<[ApiKey]>,
+    secrets: Arc<[Secret]>,
+}
+
+/// One secret of a [`Redactor`], with the search for its head built once.
+struct Secret {
+    key: ApiKey,
+    head: HeadFinder,
+}
+
+/// Finds a secret's head (its first [`MIN_REDACTED_PREFIX`] bytes, or all of a shorter secret)
+/// in text, ignoring ASCII case, by Horspool's method: each window is judged by its last byte,
+/// and a byte that is not in the head moves the window past it, so a header value is scanned
+/// in about one step per head length rather than a comparison at every byte. It holds part of
+/// a secret: no `Debug`, and zeroed when dropped.
+struct HeadFinder {
+    /// The head, lowercased; `len` bytes of it are used.
+    head: [u8; MIN_REDACTED_PREFIX],
+    len: usize,
+    /// How far the window moves when its last byte (lowercased) is the index.
+    skip: [u8; 256],
+}
+
+impl HeadFinder {
+    fn new(secret: &[u8]) -> Self {
+        let mut head = [0u8; MIN_REDACTED_PREFIX];
+        let len = secret.len().min(MIN_REDACTED_PREFIX);
+        for (h, s) in head.iter_mut().zip(secret) {
+            *h = s.to_ascii_lowercase();
+        }
+        // `len` is at most MIN_REDACTED_PREFIX (8), so every shift fits a byte.
+        let full = u8::try_from(len).unwrap_or(u8::MAX);
+        let mut skip = [full; 256];
+        let before_last = head.get(..len.saturating_sub(1)).unwrap_or_default();
+        for (i, &b) in before_last.iter().enumerate() {
+            let shift = len.saturating_sub(1).saturating_sub(i);
+            if let Some(slot) = skip.get_mut(usize::from(b)) {
+                *slot = u8::try_from(shift).unwrap_or(u8::MAX);
+            }
+        }
+        HeadFinder { head, len, skip }
+    }
+
+    /// The head, lowercased.
+    fn head(&self) -> &[u8] {
+        self.head.get(..self.len).unwrap_or_default()
+    }
+
+    /// Whether `text` holds the head, in any ASCII case.
+    fn find_in(&self, text: &[u8]) -> bool {
+        let head = self.head();
+        let Some(&last) = head.last() else {
+            return false;
+        };
+        let mut pos = 0usize;
+        while let Some(window) = pos
+            .checked_add(head.len())
+            .and_then(|end| text.get(pos..end))
+        {
+            let Some(tail) = window.last().map(u8::to_ascii_lowercase) else {
+                return false;
+            };
+            if tail == last && window.eq_ignore_ascii_case(head) {
+                return true;
+            }
+            let step = self
+                .skip
+                .get(usize::from(tail))
+                .copied()
+                .unwrap_or(1)
+                .max(1);
+            pos = pos.saturating_add(usize::from(step));
+        }
+        false
+    }
+}
+
+impl Drop for HeadFinder {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.head.zeroize();
+        self.skip.zeroize();
+    }
 }
 
 impl fmt::Debug for Redactor {
@@ -222,10 +303,13 @@ impl fmt::Debug for Redactor {
 impl Redactor {
     /// A redactor for these secrets (empty ones are ignored).
     pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a ApiKey>) -> Self {
-        let mut kept: Vec<ApiKey> = Vec::new();
+        let mut kept: Vec<Secret> = Vec::new();
         for s in secrets {
-            if !s.expose().is_empty() && !kept.iter().any(|k| k.expose() == s.expose()) {
-                kept.push(s.clone());
+            if !s.expose().is_empty() && !kept.iter().any(|k| k.key.expose() == s.expose()) {
+                kept.push(Secret {
+                    key: s.clone(),
+                    head: HeadFinder::new(s.expose().as_bytes()),
+                });
             }
         }
         Redactor {
@@ -243,7 +327,7 @@ impl Redactor {
     fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = Cow::Borrowed(text);
         for secret in self.secrets.iter() {
-            if let Some(clean) = redact_one(&out, secret.expose()) {
+            if let Some(clean) = redact_one(&out, secret) {
                 out = Cow::Owned(clean);
             }
         }
@@ -271,11 +355,7 @@ impl Redactor {
     /// Whether `text` holds one of the secrets, or a prefix of one that [`Redactor::text`] would
     /// replace. Allocates nothing.
     pub(crate) fn finds_in(&self, text: &[u8]) -> bool {
-        self.secrets.iter().any(|secret| {
-            let s = secret.expose().as_bytes();
-            s.get(..s.len().min(MIN_REDACTED_PREFIX))
-                .is_some_and(|head| contains_bytes(text, head))
-        })
+        self.secrets.iter().any(|secret| secret.head.find_in(text))
     }
 
     /// A request id (or another short identifier a server sends back) made safe to show: redacted,
@@ -307,13 +387,12 @@ fn printable_id(clean: &str) -> Option<String> {
 /// Replaces each occurrence of `secret`, or of a prefix of it at least [`MIN_REDACTED_PREFIX`]
 /// bytes long, in `text`, ignoring ASCII case (a host name in a URL, or a gateway, may change the
 /// case of what it echoes). `None` when there was nothing to replace.
-fn redact_one(text: &str, secret: &str) -> Option<String> {
-    let s = secret.as_bytes();
-    let min = s.len().min(MIN_REDACTED_PREFIX);
-    let head = s.get(..min)?;
-    if !contains_bytes(text.as_bytes(), head) {
+fn redact_one(text: &str, secret: &Secret) -> Option<String> {
+    if !secret.head.find_in(text.as_bytes()) {
         return None;
     }
+    let s = secret.key.expose().as_bytes();
+    let head = secret.head.head();
     let t = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0; // bytes of `text` already copied or replaced
@@ -343,13 +422,6 @@ fn redact_one(text: &str, secret: &str) -> Option<String> {
     }
     out.push_str(text.get(copied..).unwrap_or_default());
     Some(out)
-}
-
-fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && haystack
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn header_value(bearer: bool, key: &ApiKey) -> Result<HeaderValue> {
@@ -497,5 +569,51 @@ mod tests {
             let expected = printable_id(&r.text(raw.trim()));
             proptest::prop_assert_eq!(r.untrusted_id(&raw), expected);
         }
+
+        /// The skipping search finds a secret's head exactly where comparing every window,
+        /// ignoring ASCII case, finds it: in arbitrary bytes, with the head (in any case, or
+        /// cut short) planted among them.
+        #[test]
+        fn head_search_matches_every_window(
+            secret in "[ -~]{1,20}",
+            before in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            after in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            plant in 0u8..4,
+            flip in proptest::collection::vec(proptest::bool::ANY, 8),
+        ) {
+            let head_len = secret.len().min(MIN_REDACTED_PREFIX);
+            let head = &secret.as_bytes()[..head_len];
+            let mut planted: Vec<u8> = match plant {
+                // The head, its case flipped here and there.
+                0 | 1 => head
+                    .iter()
+                    .zip(flip.iter().cycle())
+                    .map(|(b, f)| if *f { b.to_ascii_uppercase() } else { b.to_ascii_lowercase() })
+                    .collect(),
+                // One byte short of the head.
+                2 => head[..head_len - 1].to_vec(),
+                _ => Vec::new(),
+            };
+            let mut text = before.clone();
+            text.append(&mut planted);
+            text.extend_from_slice(&after);
+            let expected = text.windows(head_len).any(|w| w.eq_ignore_ascii_case(head));
+            let r = Redactor::new([&ApiKey::new(secret.clone())]);
+            proptest::prop_assert_eq!(r.finds_in(&text), expected);
+        }
+    }
+
+    #[test]
+    fn head_search_edges() {
+        let r = Redactor::new([&ApiKey::new("sgt_live_TOPSECRET")]);
+        assert!(r.finds_in(b"sgt_live"));
+        assert!(r.finds_in(b"xxSGT_LIVE"));
+        assert!(r.finds_in(b"SgT_lIvE_"));
+        assert!(!r.finds_in(b"sgt_liv"));
+        assert!(!r.finds_in(b"sgt_livx sgt_li ve"));
+        assert!(!r.finds_in(b""));
+        let short = Redactor::new([&ApiKey::new("ab")]);
+        assert!(short.finds_in(b"xAb"));
+        assert!(!short.finds_in(b"a b"));
     }
 }

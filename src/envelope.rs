@@ -69,7 +69,7 @@ pub(crate) trait Envelope: 'static {
         t: Transport,
         req: Request,
     ) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
-        Box::pin(async move { send_one(Self::ONE, &t, req).await })
+        Box::pin(async move { send_one(Self::ONE, &t, &req).await })
     }
 
     /// Sends `req` and turns the response into one page: the runner of a [`crate::List`].
@@ -78,7 +78,7 @@ pub(crate) trait Envelope: 'static {
         req: Request,
     ) -> BoxFuture<'static, Result<(RawPage<T>, ResponseMeta)>> {
         Box::pin(async move {
-            let (wire, meta) = t.send_json::<Self::Page<T>>(req).await?;
+            let (wire, meta) = t.send_json::<Self::Page<T>>(&req).await?;
             Ok((Self::open_page(wire), meta))
         })
     }
@@ -89,14 +89,14 @@ pub(crate) trait Envelope: 'static {
 pub(crate) async fn send_one<T: DeserializeOwned>(
     one: One,
     t: &Transport,
-    req: Request,
+    req: &Request,
 ) -> Result<(T, ResponseMeta)> {
     match one {
         One::Data => {
-            let (wire, meta) = t.send_json::<Data<T>>(req).await?;
+            let (wire, meta) = t.send_json::<Data<T>>(&req).await?;
             Ok((wire.data, meta))
         }
-        One::Bare => t.send_json::<T>(req).await,
+        One::Bare => t.send_json::<T>(&req).await,
     }
 }
 
@@ -110,7 +110,7 @@ pub(crate) fn no_content(
     req: Request,
 ) -> BoxFuture<'static, Result<((), ResponseMeta)>> {
     Box::pin(async move {
-        let resp = t.send(req).await?;
+        let resp = t.send(&req).await?;
         Ok(((), resp.meta))
     })
 }

@@ -228,7 +228,7 @@ fn whole<T: DeserializeOwned + Send + 'static>(
     t: Transport,
     req: Request,
 ) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
-    Box::pin(async move { t.send_json::<T>(req).await })
+    Box::pin(async move { t.send_json::<T>(&req).await })
 }
 
 fn data<T: DeserializeOwned + Send + 'static>(
@@ -236,7 +236,7 @@ fn data<T: DeserializeOwned + Send + 'static>(
     req: Request,
 ) -> BoxFuture<'static, Result<(T, ResponseMeta)>> {
     let one = t.profile().one;
-    Box::pin(async move { send_one(one, &t, req).await })
+    Box::pin(async move { send_one(one, &t, &req).await })
 }
 
 /// One page through the vendor's page envelope, its items then decoded as `T`.

@@ -225,7 +225,7 @@ impl<T: DeserializeOwned + Combine + Send + 'static> WindowedReport<T> {
             }
             let req = Request::new(Method::GET, self.segments.clone()).query(&params)?;
             let (value, _) =
-                envelope::send_one::<T>(Wire::ONE, &self.client.transport, self.opts.apply(req))
+                envelope::send_one::<T>(Wire::ONE, &self.client.transport, &self.opts.apply(req))
                     .await?;
             out.push((range, value));
         }

@@ -377,7 +377,7 @@ fn device_with_etag(
     req: Request,
 ) -> BoxFuture<'static, Result<(Device, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut device, meta) = envelope::send_one::<Device>(Wire::ONE, &t, req).await?;
+        let (mut device, meta) = envelope::send_one::<Device>(Wire::ONE, &t, &req).await?;
         if device.etag.is_none() {
             device.etag = meta.etag.clone();
         }

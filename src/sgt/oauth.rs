@@ -561,7 +561,7 @@ impl OAuthClient {
         for secret in secrets.iter().chain(&self.config.client_secret) {
             req = req.secret(secret);
         }
-        let (raw, meta) = self.transport.send_json::<TokenResponse>(req).await?;
+        let (raw, meta) = self.transport.send_json::<TokenResponse>(&req).await?;
         let protocol = |msg: &str| {
             let mut e = ProtocolError::new(msg);
             e.request_id = meta.request_id.clone();

@@ -446,7 +446,7 @@ impl AggregateTelemetry {
             let (mut part, _) = envelope::send_one::<Vec<AggregatePoint>>(
                 Wire::ONE,
                 &self.client.transport,
-                self.opts.apply(req),
+                &self.opts.apply(req),
             )
             .await?;
             points.append(&mut part);
@@ -865,7 +865,7 @@ pub(crate) async fn send_chunk(
             };
         }
     };
-    let resp = envelope::send_one::<IngestResponse>(Wire::ONE, &client.transport, req).await;
+    let resp = envelope::send_one::<IngestResponse>(Wire::ONE, &client.transport, &req).await;
     let resp = match resp {
         Ok((data, _)) => data,
         Err(error) => {

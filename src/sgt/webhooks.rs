@@ -351,7 +351,7 @@ fn created_webhook(
     req: Request,
 ) -> BoxFuture<'static, Result<(CreatedWebhook, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut raw, meta) = envelope::send_one::<WithSecret>(Wire::ONE, &t, req).await?;
+        let (mut raw, meta) = envelope::send_one::<WithSecret>(Wire::ONE, &t, &req).await?;
         fill_etag(&mut raw.webhook, &meta);
         let created = CreatedWebhook {
             webhook: raw.webhook,
@@ -366,7 +366,7 @@ fn updated_webhook(
     req: Request,
 ) -> BoxFuture<'static, Result<(UpdatedWebhook, ResponseMeta)>> {
     Box::pin(async move {
-        let (mut raw, meta) = envelope::send_one::<WithOptionalSecret>(Wire::ONE, &t, req).await?;
+        let (mut raw, meta) = envelope::send_one::<WithOptionalSecret>(Wire::ONE, &t, &req).await?;
         fill_etag(&mut raw.webhook, &meta);
         let updated = UpdatedWebhook {
             webhook: raw.webhook,

@@ -284,7 +284,7 @@ impl TelemetryQuery {
         let (history, _) = self
             .client
             .transport
-            .send_json::<TelemetryHistory>(self.opts.apply(req))
+            .send_json::<TelemetryHistory>(&self.opts.apply(req))
             .await?;
         Ok(history)
     }

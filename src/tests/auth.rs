@@ -34,7 +34,7 @@ async fn bearer_key_user_agent_and_default_headers() {
     let (v, meta) = b
         .build()
         .unwrap()
-        .send_json::<Value>(get(&["devices"]))
+        .send_json::<Value>(&get(&["devices"]))
         .await
         .unwrap();
     assert_eq!(v, json!({"ok": true}));
@@ -53,7 +53,7 @@ async fn default_user_agent_is_the_sdk_alone() {
     .mount(&server)
     .await;
     catch_all(&server).await;
-    client(&server).send(get(&["x"])).await.unwrap();
+    client(&server).send(&get(&["x"])).await.unwrap();
 }
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn named_header_key_and_no_authorization() {
     b.auth(Auth::header("X-Sepolo-Api-Key", KEY).unwrap());
     b.build()
         .unwrap()
-        .send_json::<Value>(get(&["api", "v1", "me"]))
+        .send_json::<Value>(&get(&["api", "v1", "me"]))
         .await
         .unwrap();
     let reqs = server.received_requests().await.unwrap();
@@ -129,7 +129,7 @@ async fn token_source_is_refreshed_once_on_401() {
     let (v, _) = b
         .build()
         .unwrap()
-        .send_json::<u32>(get(&["x"]))
+        .send_json::<u32>(&get(&["x"]))
         .await
         .unwrap();
     assert_eq!(v, 1);
@@ -146,7 +146,7 @@ async fn a_static_key_is_not_retried_on_401() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = client(&server).send(get(&["x"])).await.unwrap_err();
+    let err = client(&server).send(&get(&["x"])).await.unwrap_err();
     assert!(err.is_unauthenticated());
 }
 
@@ -190,7 +190,7 @@ async fn key_never_appears_in_debug_errors_or_traces() {
     let mut outputs = vec![builder_debug, format!("{transport:?}")];
 
     for p in ["echo", "garbage", "html", "flaky"] {
-        let err = transport.send_json::<Value>(get(&[p])).await.unwrap_err();
+        let err = transport.send_json::<Value>(&get(&[p])).await.unwrap_err();
         outputs.push(err.to_string());
         outputs.push(format!("{err:?}"));
     }
@@ -199,7 +199,7 @@ async fn key_never_appears_in_debug_errors_or_traces() {
     dead.auth(Auth::header("X-Sepolo-Api-Key", KEY).unwrap());
     let dead = dead.build().unwrap();
     outputs.push(format!("{dead:?}"));
-    let err = dead.send(get(&["x"])).await.unwrap_err();
+    let err = dead.send(&get(&["x"])).await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)));
     outputs.push(err.to_string());
     outputs.push(format!("{err:?}"));
@@ -256,7 +256,7 @@ async fn a_token_source_token_echoed_by_the_server_is_redacted() {
     b.auth(Auth::token_source(Arc::new(Fixed)));
     let t = b.build().unwrap();
     for p in ["bad", "garbled"] {
-        let err = t.send_json::<Value>(get(&[p])).await.unwrap_err();
+        let err = t.send_json::<Value>(&get(&[p])).await.unwrap_err();
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("TOPSECRET"), "{shown}");
         assert!(shown.contains("[REDACTED]"), "{shown}");
@@ -288,7 +288,7 @@ async fn a_custom_reqwest_client_is_used() {
     let (v, _) = b
         .build()
         .unwrap()
-        .send_json::<String>(get(&["x"]))
+        .send_json::<String>(&get(&["x"]))
         .await
         .unwrap();
     assert_eq!(v, "via custom client");

@@ -43,7 +43,7 @@ async fn html_502_from_a_proxy_is_an_api_error_with_a_snippet() {
         ResponseTemplate::new(502).set_body_raw(html, "text/html"),
     )
     .await;
-    let err = t.send_json::<Value>(get(&["r"])).await.unwrap_err();
+    let err = t.send_json::<Value>(&get(&["r"])).await.unwrap_err();
     let api = err.api().expect("an API error, not a decode error");
     assert_eq!(api.status(), 502);
     assert_eq!(api.code(), &ErrorCode::BadGateway);
@@ -60,7 +60,7 @@ async fn html_502_from_a_proxy_is_an_api_error_with_a_snippet() {
 async fn long_non_json_bodies_are_cut() {
     let body = "é".repeat(5000);
     let (_s, t) = serve(500, ResponseTemplate::new(500).set_body_string(body)).await;
-    let err = t.send(get(&["r"])).await.unwrap_err();
+    let err = t.send(&get(&["r"])).await.unwrap_err();
     let snip = err.api().unwrap().body_snippet().unwrap();
     assert!(snip.len() <= 243 && snip.ends_with('…'), "{}", snip.len());
 }
@@ -80,7 +80,7 @@ async fn the_three_vendor_error_bodies_are_normalized() {
         })),
     )
     .await;
-    let err = t.send(get(&["r"])).await.unwrap_err();
+    let err = t.send(&get(&["r"])).await.unwrap_err();
     let api = err.api().unwrap();
     assert_eq!(api.code(), &ErrorCode::NotFound);
     assert_eq!(api.vendor_code(), Some("device_not_found"));
@@ -97,7 +97,7 @@ async fn the_three_vendor_error_bodies_are_normalized() {
         })),
     )
     .await;
-    let err = t.send(get(&["r"])).await.unwrap_err();
+    let err = t.send(&get(&["r"])).await.unwrap_err();
     assert_eq!(err.api().unwrap().code(), &ErrorCode::Forbidden);
     assert_eq!(
         err.api().unwrap().message(),
@@ -111,7 +111,7 @@ async fn the_three_vendor_error_bodies_are_normalized() {
         ResponseTemplate::new(404).set_body_json(json!({"error": "Device not found"})),
     )
     .await;
-    let err = t.send(get(&["r"])).await.unwrap_err();
+    let err = t.send(&get(&["r"])).await.unwrap_err();
     assert_eq!(err.api().unwrap().code(), &ErrorCode::NotFound);
     assert_eq!(err.api().unwrap().message(), "Device not found");
 
@@ -122,7 +122,7 @@ async fn the_three_vendor_error_bodies_are_normalized() {
             .set_body_json(json!({"error": {"code": "quota_exceeded", "message": "m"}})),
     )
     .await;
-    let err = t.send(get(&["r"])).await.unwrap_err();
+    let err = t.send(&get(&["r"])).await.unwrap_err();
     assert_eq!(
         err.api().unwrap().code(),
         &ErrorCode::Other("quota_exceeded".into())
@@ -140,7 +140,7 @@ async fn empty_and_odd_error_bodies() {
         (500, "{\"error\": "),
     ] {
         let (_s, t) = serve(status, ResponseTemplate::new(status).set_body_string(body)).await;
-        let err = t.send(get(&["r"])).await.unwrap_err();
+        let err = t.send(&get(&["r"])).await.unwrap_err();
         let api = err.api().unwrap_or_else(|| panic!("{body}: {err:?}"));
         assert_eq!(api.status(), status);
         assert_eq!(api.code(), &ErrorCode::from_status(status), "{body}");
@@ -157,7 +157,7 @@ async fn truncated_json_is_a_decode_error_with_status_request_id_and_snippet() {
             .set_body_string("{\"data\": [{\"ts\": \"2026-05-24T10:00:00Z\", \"val"),
     )
     .await;
-    let err = t.send_json::<Envelope>(get(&["r"])).await.unwrap_err();
+    let err = t.send_json::<Envelope>(&get(&["r"])).await.unwrap_err();
     let Error::Decode(d) = &err else {
         panic!("{err:?}")
     };
@@ -180,7 +180,7 @@ async fn wrong_types_name_the_field_path() {
         })),
     )
     .await;
-    let err = t.send_json::<Envelope>(get(&["r"])).await.unwrap_err();
+    let err = t.send_json::<Envelope>(&get(&["r"])).await.unwrap_err();
     let Error::Decode(d) = &err else {
         panic!("{err:?}")
     };
@@ -193,11 +193,11 @@ async fn wrong_types_name_the_field_path() {
 async fn empty_success_bodies() {
     let (_s, t) = serve(200, ResponseTemplate::new(200)).await;
     // Nothing expected: fine.
-    t.send_json::<()>(get(&["r"])).await.unwrap();
-    let (v, _) = t.send_json::<Option<Envelope>>(get(&["r"])).await.unwrap();
+    t.send_json::<()>(&get(&["r"])).await.unwrap();
+    let (v, _) = t.send_json::<Option<Envelope>>(&get(&["r"])).await.unwrap();
     assert!(v.is_none());
     // Something expected: a decode error at the root.
-    let err = t.send_json::<Envelope>(get(&["r"])).await.unwrap_err();
+    let err = t.send_json::<Envelope>(&get(&["r"])).await.unwrap_err();
     let Error::Decode(d) = &err else {
         panic!("{err:?}")
     };
@@ -213,7 +213,7 @@ async fn trailing_garbage_and_non_utf8_do_not_panic() {
     )
     .await;
     assert!(matches!(
-        t.send_json::<Envelope>(get(&["r"])).await,
+        t.send_json::<Envelope>(&get(&["r"])).await,
         Err(Error::Decode(_))
     ));
     let (_s, t) = serve(
@@ -222,7 +222,7 @@ async fn trailing_garbage_and_non_utf8_do_not_panic() {
     )
     .await;
     assert!(matches!(
-        t.send_json::<Envelope>(get(&["r"])).await,
+        t.send_json::<Envelope>(&get(&["r"])).await,
         Err(Error::Decode(_))
     ));
     let (_s, t) = serve(
@@ -230,7 +230,7 @@ async fn trailing_garbage_and_non_utf8_do_not_panic() {
         ResponseTemplate::new(500).set_body_raw(vec![0xff, 0xfe, b'{'], "text/plain"),
     )
     .await;
-    assert!(t.send(get(&["r"])).await.unwrap_err().api().is_some());
+    assert!(t.send(&get(&["r"])).await.unwrap_err().api().is_some());
 }
 
 #[tokio::test]
@@ -241,7 +241,7 @@ async fn sensitive_responses_have_no_snippet() {
     )
     .await;
     let err = t
-        .send_json::<Value>(get(&["r"]).sensitive_response())
+        .send_json::<Value>(&get(&["r"]).sensitive_response())
         .await
         .unwrap_err();
     let Error::Decode(d) = &err else {
@@ -262,7 +262,7 @@ async fn oversized_bodies_are_refused() {
     let mut b = builder(&server);
     b.max_response_bytes(1000);
     b.retry_policy(RetryPolicy::none());
-    let err = b.build().unwrap().send(get(&["r"])).await.unwrap_err();
+    let err = b.build().unwrap().send(&get(&["r"])).await.unwrap_err();
     assert!(
         matches!(err, Error::Transport(ref t) if t.kind() == TransportErrorKind::ResponseTooLarge),
         "{err:?}"
@@ -281,7 +281,7 @@ async fn metadata_request_id_etag_deprecation() {
     )
     .await;
     for _ in 0..2 {
-        let (_, meta) = t.send_json::<Value>(get(&["r"])).await.unwrap();
+        let (_, meta) = t.send_json::<Value>(&get(&["r"])).await.unwrap();
         assert_eq!(meta.request_id.as_deref(), Some("req_body"));
         assert_eq!(meta.etag.as_deref(), Some("\"v7\""));
         assert!(meta.is_deprecated());

@@ -43,7 +43,7 @@ fn cursor_pages(t: Transport) -> FetchPage<u32> {
                 cursor: Option<String>,
             }
             let req = get(&["devices"]).query(&Q { limit: 2, cursor })?;
-            let (env, meta) = t.send_json::<CursorEnvelope>(req).await?;
+            let (env, meta) = t.send_json::<CursorEnvelope>(&req).await?;
             let next = if env.meta.pagination.has_more {
                 Some(PageToken::Cursor(
                     env.meta.pagination.next.unwrap_or_default(),
@@ -183,7 +183,7 @@ async fn offset_paging_to_total() {
                 _ => 0,
             };
             let req = get(&["devices"]).query(&[("limit", 3), ("offset", offset)])?;
-            let (env, meta) = t.send_json::<OffsetEnvelope>(req).await?;
+            let (env, meta) = t.send_json::<OffsetEnvelope>(&req).await?;
             let end = env.pagination.offset + env.data.len() as u64;
             let next = (end < env.pagination.total && !env.data.is_empty())
                 .then_some(PageToken::Offset(end));

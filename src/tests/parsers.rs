@@ -187,7 +187,7 @@ fn error_for(
             .respond_with(ResponseTemplate::new(status).set_body_raw(body, "application/json"))
             .mount(server)
             .await;
-        match t.send_json::<Value>(get(&["r"])).await {
+        match t.send_json::<Value>(&get(&["r"])).await {
             Ok((v, _)) => panic!("a {status} answer decoded as success: {v}"),
             Err(e) => e,
         }

@@ -23,7 +23,7 @@ async fn count_for<V: Vendor>(status: u16, req: Request) -> (usize, Error) {
     let mut b = TransportBuilder::new::<V>(&format!("{}/v1", server.uri()));
     b.auth(Auth::bearer(KEY));
     b.retry_policy(fast_retry());
-    let err = b.build().unwrap().send(req).await.unwrap_err();
+    let err = b.build().unwrap().send(&req).await.unwrap_err();
     (request_count(&server).await, err)
 }
 
@@ -95,7 +95,7 @@ async fn connect_refused(req: Request) {
     let t = builder_at(&format!("http://127.0.0.1:{}/v1", dead_port()))
         .build()
         .unwrap();
-    let err = t.send(req).await.unwrap_err();
+    let err = t.send(&req).await.unwrap_err();
     let Error::Transport(te) = &err else {
         panic!("{err:?}")
     };
@@ -124,7 +124,7 @@ async fn timeout_count(req: Request) -> (usize, Error) {
         .await;
     let mut b = builder(&server);
     b.timeout(Duration::from_millis(50));
-    let err = b.build().unwrap().send(req).await.unwrap_err();
+    let err = b.build().unwrap().send(&req).await.unwrap_err();
     (request_count(&server).await, err)
 }
 
@@ -154,11 +154,11 @@ async fn per_call_policy_overrides_the_client() {
         .mount(&server)
         .await;
     let t = client(&server);
-    t.send(get(&["r"]).retry(Some(RetryPolicy::none())))
+    t.send(&get(&["r"]).retry(Some(RetryPolicy::none())))
         .await
         .unwrap_err();
     assert_eq!(request_count(&server).await, 1);
-    t.send(get(&["r"]).retry(Some(fast_retry().with_max_attempts(5))))
+    t.send(&get(&["r"]).retry(Some(fast_retry().with_max_attempts(5))))
         .await
         .unwrap_err();
     assert_eq!(request_count(&server).await, 6);
@@ -189,7 +189,7 @@ async fn after_429(
     b.retry_policy(policy);
     let t = b.build().unwrap();
     let start = Instant::now();
-    let r = t.send_json::<Value>(get(&["r"])).await.map(|(v, _)| v);
+    let r = t.send_json::<Value>(&get(&["r"])).await.map(|(v, _)| v);
     (start.elapsed(), request_count(&server).await, r)
 }
 
@@ -275,7 +275,7 @@ async fn exhausted_attempts_return_the_last_error_with_its_request_id() {
         })
         .mount(&server)
         .await;
-    let err = client(&server).send(get(&["r"])).await.unwrap_err();
+    let err = client(&server).send(&get(&["r"])).await.unwrap_err();
     assert_eq!(n.load(Ordering::SeqCst), 3);
     assert_eq!(err.request_id(), Some("req_3"));
     let api = err.api().unwrap();
@@ -299,7 +299,7 @@ async fn retry_budget_stops_a_storm() {
     b.retry_budget(RetryBudget::new(10, 5, 1));
     let t = b.build().unwrap();
     for _ in 0..5 {
-        t.send(get(&["r"])).await.unwrap_err();
+        t.send(&get(&["r"])).await.unwrap_err();
     }
     // First call: 1 + 2 retries; the other four: no tokens left, one attempt each.
     assert_eq!(request_count(&server).await, 3 + 4);
@@ -318,7 +318,7 @@ async fn successes_refill_the_budget() {
     let t = b.build().unwrap();
     assert!(t.retry_budget().try_acquire());
     for _ in 0..3 {
-        t.send(get(&["ok"])).await.unwrap();
+        t.send(&get(&["ok"])).await.unwrap();
     }
     assert_eq!(t.retry_budget().available(), 8);
 }
@@ -339,7 +339,7 @@ async fn rate_limit_of_the_last_response_is_kept() {
         .await;
     let t = client(&server);
     assert!(t.last_rate_limit().is_none());
-    let (_, meta) = t.send_json::<Value>(get(&["r"])).await.unwrap();
+    let (_, meta) = t.send_json::<Value>(&get(&["r"])).await.unwrap();
     assert_eq!(meta.rate_limit.remaining, Some(572));
     assert_eq!(meta.rate_limit.reset_after, Some(Duration::from_secs(60)));
     let last = t.last_rate_limit().unwrap();
@@ -363,14 +363,14 @@ async fn pacing_spaces_requests_per_bucket() {
     let t = b.build().unwrap();
     let start = Instant::now();
     for _ in 0..5 {
-        t.send(post(&["r"])).await.unwrap();
+        t.send(&post(&["r"])).await.unwrap();
     }
     let writes = start.elapsed();
     assert!(writes >= Duration::from_millis(1000), "{writes:?}");
     // Paced like writes, five reads would take over a second; they are not held back.
     let start = Instant::now();
     for _ in 0..5 {
-        t.send(get(&["r"])).await.unwrap();
+        t.send(&get(&["r"])).await.unwrap();
     }
     assert!(
         start.elapsed() < Duration::from_millis(1000),
@@ -379,7 +379,7 @@ async fn pacing_spaces_requests_per_bucket() {
     );
     // An explicit bucket and cost: 3 units at 4 a second after the bucket ran dry.
     let start = Instant::now();
-    t.send(post(&["r"]).pacing(TestBucket::Write, 3))
+    t.send(&post(&["r"]).pacing(TestBucket::Write, 3))
         .await
         .unwrap();
     assert!(
@@ -400,7 +400,7 @@ async fn pacing_is_off_by_default() {
     assert!(format!("{t:?}").contains("pacing: None"), "{t:?}");
     // Well past the write bucket's burst of 30, and nothing is held back.
     for _ in 0..50 {
-        t.send(post(&["r"])).await.unwrap();
+        t.send(&post(&["r"])).await.unwrap();
     }
     assert_eq!(request_count(&server).await, 50);
 }

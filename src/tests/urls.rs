@@ -63,7 +63,7 @@ async fn dot_segments_and_empty_ids_are_refused_before_sending() {
     let t = client(&server);
     for bad in ["..", ".", ""] {
         let err = t
-            .send(Request::new(Method::DELETE, ["devices", bad]))
+            .send(&Request::new(Method::DELETE, ["devices", bad]))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidInput(_)), "{bad:?}: {err:?}");
@@ -85,7 +85,7 @@ async fn ids_are_percent_encoded_as_one_segment() {
         ("%2e%2e", "/v1/devices/%252e%252e"),
         ("dev_42", "/v1/devices/dev_42"),
     ] {
-        let (_, meta) = t.send_json::<Value>(get(&["devices", id])).await.unwrap();
+        let (_, meta) = t.send_json::<Value>(&get(&["devices", id])).await.unwrap();
         assert_eq!(meta.request.unwrap().path(), expected);
         let reqs = server.received_requests().await.unwrap();
         assert_eq!(reqs.last().unwrap().url.path(), expected);
@@ -118,7 +118,7 @@ async fn query_is_serialized_and_trailing_slash_in_base_is_fine() {
         .unwrap();
     let from = "2026-05-24T10:00:00Z".parse().unwrap();
     t.send(
-        get(&["telemetry"])
+        &get(&["telemetry"])
             .query(&Q {
                 limit: 20,
                 cursor: None,
@@ -160,7 +160,7 @@ async fn cross_origin_redirect_carries_no_credentials(auth: Auth) {
         .await;
     let mut b = builder(&server);
     b.auth(auth);
-    let err = b.build().unwrap().send(get(&["r"])).await.unwrap_err();
+    let err = b.build().unwrap().send(&get(&["r"])).await.unwrap_err();
     // Not followed at all: the other origin saw nothing, with or without credentials.
     assert!(evil.received_requests().await.unwrap().is_empty());
     let api = err.api().unwrap();
@@ -203,7 +203,7 @@ async fn same_origin_redirect_is_followed_with_credentials() {
     let (v, _) = b
         .build()
         .unwrap()
-        .send_json::<String>(get(&["old"]))
+        .send_json::<String>(&get(&["old"]))
         .await
         .unwrap();
     assert_eq!(v, "moved");

@@ -9,6 +9,9 @@
 //! | `iot_sdk.request`, one per call | `otel.kind` (`client`), `iot_sdk.vendor`, `http.request.method`, `server.address`, `server.port`, `url.path` (never the query: it can hold a secret), then `http.response.status_code`, `http.request.resend_count` (retries made), `error.type`, `iot_sdk.request_id` |
 //! | `iot_sdk.attempt`, one per attempt, inside the call's | the same, `http.request.resend_count` being the attempt's number minus one |
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -55,6 +58,29 @@ pub(super) fn attempt_span(vendor: &'static str, method: &Method, url: &Url, att
         "error.type" = Empty,
         "iot_sdk.request_id" = Empty,
     )
+}
+
+/// Polls `fut` inside `span`, as [`tracing::Instrument`] does, but through a pinned reference, so
+/// the future stays where it was made: a send future is kilobytes, and moving it into a wrapper
+/// copies all of it on every call.
+pub(super) fn in_span<'a, F: Future>(span: &'a Span, fut: Pin<&'a mut F>) -> InSpan<'a, F> {
+    InSpan { span, fut }
+}
+
+/// The future of [`in_span`].
+pub(super) struct InSpan<'a, F> {
+    span: &'a Span,
+    fut: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for InSpan<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        this.fut.as_mut().poll(cx)
+    }
 }
 
 /// Records a response status and request id on a span.

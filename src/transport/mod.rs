@@ -22,7 +22,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, Redactor};
@@ -133,7 +132,7 @@ impl Transport {
     /// Sends a call and decodes its JSON body as `T`.
     pub(crate) async fn send_json<T: DeserializeOwned>(
         &self,
-        req: Request,
+        req: &Request,
     ) -> Result<(T, ResponseMeta)> {
         let sensitive = req.sensitive_response;
         let resp = self.send(req).await?;
@@ -142,16 +141,19 @@ impl Transport {
     }
 
     /// Sends a call; `Ok` only for a 2xx response.
-    pub(crate) async fn send(&self, req: Request) -> Result<Response> {
-        let url = self.url(&req)?;
+    ///
+    /// The request is borrowed: it lives once, in the outermost future (a call's runner), and
+    /// every layer below refers to it instead of keeping (and copying) a copy of its own.
+    pub(crate) async fn send(&self, req: &Request) -> Result<Response> {
+        let url = self.url(req)?;
         let info = RequestInfo::of(&req.method, url.path());
         let span = hooks::call_span(self.inner.vendor.name, &req.method, &url);
         let started = std::time::Instant::now();
         let mut attempts = 0;
-        let result = self
-            .send_with_retries(&req, &url, &info, &mut attempts)
-            .instrument(span.clone())
-            .await;
+        let result = {
+            let sending = std::pin::pin!(self.send_with_retries(req, &url, &info, &mut attempts));
+            hooks::in_span(&span, sending).await
+        };
         hooks::record_call(&span, &result, attempts);
         self.after_call(&info, attempts, started, result)
     }

@@ -5,11 +5,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use tracing::Instrument;
 use url::Url;
 
 use super::decode::api_error;
-use super::hooks::{attempt_span, record_error, record_response};
+use super::hooks::{attempt_span, in_span, record_error, record_response};
 use super::{Request, Response, Transport};
 use crate::auth::{ApiKey, Redactor};
 use crate::error::{Error, RequestInfo, Result, TransportError, TransportErrorKind};
@@ -51,21 +50,31 @@ impl Transport {
             attempt = attempt.saturating_add(1);
             *attempts = attempt;
             let span = attempt_span(self.inner.vendor.name, &req.method, url, attempt);
-            let outcome = self.attempt(req, url, info, attempt);
-            let failed = match outcome.instrument(span.clone()).await {
-                Err(e) => {
-                    record_error(&span, &e);
-                    return Err(e);
+            let failed = {
+                let outcome = std::pin::pin!(self.attempt(req, url, info, attempt));
+                match in_span(&span, outcome).await {
+                    Err(e) => {
+                        record_error(&span, &e);
+                        return Err(e);
+                    }
+                    Ok(Ok(resp)) => {
+                        let m = &resp.meta;
+                        record_response(&span, m.status, m.request_id.as_deref());
+                        let (status, headers) = (Some(m.status), Some(&m.headers));
+                        self.after_attempt(
+                            info,
+                            attempt,
+                            status,
+                            headers,
+                            resp.elapsed,
+                            None,
+                            None,
+                        )?;
+                        self.inner.budget.on_success();
+                        return Ok(resp);
+                    }
+                    Ok(Err(f)) => f,
                 }
-                Ok(Ok(resp)) => {
-                    let m = &resp.meta;
-                    record_response(&span, m.status, m.request_id.as_deref());
-                    let (status, headers) = (Some(m.status), Some(&m.headers));
-                    self.after_attempt(info, attempt, status, headers, resp.elapsed, None, None)?;
-                    self.inner.budget.on_success();
-                    return Ok(resp);
-                }
-                Ok(Err(f)) => f,
             };
             record_error(&span, &failed.error);
             drop(span);
