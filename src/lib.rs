@@ -101,6 +101,7 @@ pub mod paging;
 pub mod rate_limit;
 pub mod raw;
 pub mod retry;
+mod timestamp;
 pub(crate) mod transport;
 mod vendor;
 mod window;

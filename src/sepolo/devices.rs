@@ -55,6 +55,7 @@ pub struct TelemetrySample {
     /// The device.
     pub device_id: Option<DeviceId>,
     /// When the sample was taken.
+    #[serde(deserialize_with = "crate::timestamp::required")]
     pub stamp: DateTime<Utc>,
     /// Current draw (A), for PointGuard samples.
     pub current: Option<f64>,
@@ -145,10 +146,10 @@ pub struct Cycle {
     /// The cycle id.
     pub cycle_id: CycleId,
     /// First sample.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub start: Option<DateTime<Utc>>,
     /// Last sample.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub stop: Option<DateTime<Utc>>,
     /// Number of samples.
     #[serde(default)]

@@ -77,6 +77,7 @@ pub struct TelemetryDaily {
     #[serde(default)]
     pub device_id: Option<DeviceId>,
     /// The day (midnight UTC).
+    #[serde(deserialize_with = "crate::timestamp::required")]
     pub date: DateTime<Utc>,
     /// Samples that day.
     #[serde(default)]

@@ -57,10 +57,10 @@ pub struct Device {
     #[serde(default)]
     pub tags: Vec<String>,
     /// When it was registered.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
     /// When it last changed (the key of an incremental sync).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub updated_at: Option<DateTime<Utc>>,
     /// Version tag for `If-Match`: from the body, or the `ETag` header when the body has none.
     #[serde(default)]
@@ -173,7 +173,7 @@ pub struct CommandReceipt {
     #[serde(default)]
     pub status: Option<String>,
     /// When it was issued.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub issued_at: Option<DateTime<Utc>>,
 }
 

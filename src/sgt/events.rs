@@ -55,13 +55,13 @@ pub struct Event {
     /// Whether an operator acknowledged it.
     pub acknowledged: bool,
     /// When it was acknowledged.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// Whether it was cleared (not every response says).
     #[serde(default)]
     pub cleared: Option<bool>,
     /// When it was cleared.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub cleared_at: Option<DateTime<Utc>>,
     /// The device it concerns.
     #[serde(default)]
@@ -70,7 +70,7 @@ pub struct Event {
     #[serde(default)]
     pub message: Option<String>,
     /// When it happened.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
@@ -85,7 +85,7 @@ pub struct EventComment {
     #[serde(default)]
     pub note: Option<String>,
     /// When it was added.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
 }
 

@@ -85,16 +85,16 @@ pub struct Report {
     #[serde(rename = "type", default)]
     pub report_type: Option<String>,
     /// When the server expects it to be ready.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub expected_completion_at: Option<DateTime<Utc>>,
     /// A signed, short-lived download URL, once ready.
     #[serde(default)]
     pub download_url: Option<SignedUrl>,
     /// When the run was requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
     /// When it finished.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Why it failed, as the server put it (a string or an object; the spec does not say).
     #[serde(default)]

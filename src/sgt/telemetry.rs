@@ -47,6 +47,7 @@ pub struct Reading {
     /// The metric (`power_kw`).
     pub metric: String,
     /// When it was taken.
+    #[serde(deserialize_with = "crate::timestamp::required")]
     pub ts: DateTime<Utc>,
     /// The value.
     pub value: f64,
@@ -169,6 +170,7 @@ impl Serialize for Interval {
 #[non_exhaustive]
 pub struct AggregatePoint {
     /// The bucket's start.
+    #[serde(deserialize_with = "crate::timestamp::required")]
     pub ts: DateTime<Utc>,
     /// The aggregate (`None` for a bucket with no readings, if the server sends `null`).
     #[serde(default)]
@@ -192,7 +194,7 @@ pub struct Export {
     /// The signed URL. It grants access by itself: its `Debug` hides the signature.
     pub url: SignedUrl,
     /// When the URL stops working.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub expires_at: Option<DateTime<Utc>>,
     /// The file format.
     #[serde(default)]

@@ -43,7 +43,7 @@ pub struct Webhook {
     #[serde(default)]
     pub active: Option<bool>,
     /// When it was registered.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
     /// Version tag for `If-Match`: from the body, or the `ETag` header when the body has none.
     #[serde(default)]
@@ -119,7 +119,7 @@ pub struct WebhookTestResult {
     #[serde(default)]
     pub response_status: Option<u16>,
     /// When the payload was sent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub sent_at: Option<DateTime<Utc>>,
 }
 

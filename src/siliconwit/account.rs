@@ -19,10 +19,10 @@ pub struct Plan {
     #[serde(default)]
     pub data_retention_days: Option<u32>,
     /// Billing period start.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub current_period_start: Option<DateTime<Utc>>,
     /// Billing period end.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub current_period_end: Option<DateTime<Utc>>,
 }
 
@@ -91,12 +91,12 @@ pub struct ApiKeyInfo {
     #[serde(default)]
     pub name: Option<String>,
     /// When it was last used.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was created.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
     /// When it was revoked (`None`: still valid).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -104,13 +104,13 @@ pub struct Alert {
     #[serde(default)]
     pub cooldown: Option<u64>,
     /// When it last fired.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub last_triggered: Option<DateTime<Utc>>,
     /// When it was created.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
     /// When it last changed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -139,9 +139,10 @@ pub struct AlertEvent {
     #[serde(default)]
     pub acknowledged: bool,
     /// When it was acknowledged.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// When it fired.
+    #[serde(deserialize_with = "crate::timestamp::required")]
     pub triggered_at: DateTime<Utc>,
 }
 

@@ -46,13 +46,13 @@ pub struct Device {
     #[serde(default)]
     pub settings: Map<String, Value>,
     /// When it last reported.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub last_seen: Option<DateTime<Utc>>,
     /// When it was created.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
     /// When it last changed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::option")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -103,6 +103,7 @@ pub struct Reading {
     /// `tel_…`.
     pub id: String,
     /// When it was taken.
+    #[serde(deserialize_with = "crate::timestamp::required")]
     pub time: DateTime<Utc>,
     /// Its metrics.
     #[serde(default)]

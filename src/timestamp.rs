@@ -1,0 +1,240 @@
+//! Timestamps as the vendors send them: RFC 3339 text, decoded into `DateTime<Utc>`.
+//!
+//! The models' timestamp fields decode through [`required`] and [`option`]. They accept exactly
+//! what chrono's own `Deserialize` for `DateTime<Utc>` accepts (its relaxed RFC 3339 parser,
+//! then conversion to UTC), with the same result, but read the form nearly every response uses,
+//! `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, directly: chrono's general parser costs more than the
+//! rest of decoding a device, and a list of 100,000 devices carries 100,000 timestamps.
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use serde::Deserializer;
+use serde::de::Visitor;
+
+/// Parses `s` as chrono's `Deserialize` for `DateTime<Utc>` does (`DateTime<FixedOffset>`'s
+/// `FromStr`, then UTC).
+pub(crate) fn parse(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    match parse_utc_z(s) {
+        Some(t) => Ok(t),
+        None => s
+            .parse::<DateTime<FixedOffset>>()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, or `None` for anything else (another form, or a value out
+/// of range, which the general parser then judges).
+fn parse_utc_z(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    // The fixed part: 19 bytes, then an optional fraction, then `Z`.
+    let (head, rest) = b.split_at_checked(19)?;
+    let rest = rest.strip_suffix(b"Z")?;
+    let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+        b':',
+        s0,
+        s1,
+    ] = *head
+    else {
+        return None;
+    };
+    let num = |digits: &[u8]| -> Option<u32> {
+        digits.iter().try_fold(0u32, |acc, &c| {
+            let d = c.checked_sub(b'0').filter(|d| *d <= 9)?;
+            acc.checked_mul(10)?.checked_add(u32::from(d))
+        })
+    };
+    let year = i32::try_from(num(&[y0, y1, y2, y3])?).ok()?;
+    let month = num(&[m0, m1])?;
+    let day = num(&[d0, d1])?;
+    let hour = num(&[h0, h1])?;
+    let minute = num(&[n0, n1])?;
+    let second = num(&[s0, s1])?;
+    // A leap second (60) is left to the general parser.
+    if second > 59 {
+        return None;
+    }
+    let nanos = match rest {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            let value = num(fraction)?;
+            let scale =
+                10u32.checked_pow(u32::try_from(9usize.checked_sub(fraction.len())?).ok()?)?;
+            value.checked_mul(scale)?
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(year, month, day)?;
+    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+    Some(NaiveDateTime::new(date, time).and_utc())
+}
+
+struct TimestampVisitor;
+
+impl Visitor<'_> for TimestampVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an RFC 3339 timestamp")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DateTime<Utc>, E> {
+        parse(s).map_err(E::custom)
+    }
+}
+
+struct OptionVisitor;
+
+impl<'de> Visitor<'de> for OptionVisitor {
+    type Value = Option<DateTime<Utc>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an RFC 3339 timestamp or null")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        required(d).map(Some)
+    }
+}
+
+/// `deserialize_with` for a `DateTime<Utc>` field.
+pub(crate) fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    d.deserialize_str(TimestampVisitor)
+}
+
+/// `deserialize_with` for an `Option<DateTime<Utc>>` field (with `#[serde(default)]`, so that a
+/// missing field is `None` as for a plain `Option`).
+pub(crate) fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    d.deserialize_option(OptionVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chrono_parse(s: &str) -> Option<DateTime<Utc>> {
+        s.parse::<DateTime<FixedOffset>>()
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    #[test]
+    fn the_usual_forms() {
+        for s in [
+            "2026-01-05T07:15:00Z",
+            "2026-01-05T07:15:00.5Z",
+            "2026-01-05T07:15:00.123456789Z",
+            "2024-02-29T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+        ] {
+            assert!(parse_utc_z(s).is_some(), "{s}");
+            assert_eq!(parse(s).ok(), chrono_parse(s), "{s}");
+        }
+        // Left to the general parser: other forms, leap seconds, impossible dates.
+        for s in [
+            "2026-01-05 07:15:00Z",
+            "2026-01-05t07:15:00z",
+            "2026-01-05T07:15:00+05:30",
+            "2016-12-31T23:59:60Z",
+            "2026-02-30T00:00:00Z",
+            "2026-01-05T24:00:00Z",
+            "2026-01-05T07:15:00.1234567891Z",
+            "2026-01-05T07:15:00.Z",
+            "+2026-01-05T07:15:00Z",
+        ] {
+            assert!(parse_utc_z(s).is_none(), "{s}");
+            assert_eq!(parse(s).ok(), chrono_parse(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn serde_fields_decode_as_chrono_does() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Row {
+            #[serde(deserialize_with = "required")]
+            at: DateTime<Utc>,
+            #[serde(default, deserialize_with = "option")]
+            seen: Option<DateTime<Utc>>,
+        }
+        let row: Row = serde_json::from_str(r#"{"at":"2026-01-05T07:15:00Z"}"#).unwrap();
+        assert_eq!(row.seen, None);
+        let row: Row =
+            serde_json::from_str(r#"{"at":"2026-01-05T07:15:00Z","seen":null}"#).unwrap();
+        assert_eq!(row.seen, None);
+        let row: Row = serde_json::from_str(
+            r#"{"at":"2026-01-05T12:45:00+05:30","seen":"2026-01-05T07:15:00.25Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.at, chrono_parse("2026-01-05T07:15:00Z").unwrap());
+        assert_eq!(row.seen, chrono_parse("2026-01-05T07:15:00.25Z"));
+        // Escaped text (no borrowed str) decodes too.
+        let row: Row = serde_json::from_str(r#"{"at":"2026-01-05T07:15:00\u005a"}"#).unwrap();
+        assert_eq!(row.at, chrono_parse("2026-01-05T07:15:00Z").unwrap());
+        let err = serde_json::from_str::<Row>(r#"{"at":"yesterday"}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("input contains invalid characters"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<Row>(r#"{"at":5}"#).is_err());
+        assert!(serde_json::from_str::<Row>(r#"{}"#).is_err());
+    }
+
+    fn timestamp_like() -> impl Strategy<Value = String> {
+        (
+            0u32..10_000,
+            0u32..14,
+            0u32..33,
+            prop::sample::select(vec!["T", "t", " ", "X"]),
+            0u32..26,
+            0u32..61,
+            0u32..62,
+            prop::option::of("[0-9]{0,11}"),
+            prop::sample::select(vec!["Z", "z", "+00:00", "-05:30", "+14:00", "", "ZZ"]),
+        )
+            .prop_map(|(y, mo, d, sep, h, mi, s, frac, zone)| {
+                let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+                format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{zone}")
+            })
+    }
+
+    proptest! {
+        /// On timestamps of every shape, valid and not, the result is chrono's.
+        #[test]
+        fn parse_is_chronos(s in timestamp_like()) {
+            prop_assert_eq!(parse(&s).ok(), chrono_parse(&s));
+        }
+
+        /// On arbitrary text too (and nothing panics).
+        #[test]
+        fn parse_is_chronos_on_any_text(s in "\\PC{0,40}|[0-9TZ:.+-]{0,32}") {
+            prop_assert_eq!(parse(&s).ok(), chrono_parse(&s));
+        }
+    }
+}
