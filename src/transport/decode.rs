@@ -95,6 +95,15 @@ fn parse_error_body(body: &[u8], vendor: &Profile) -> Option<ErrorBody> {
     (vendor.error_body)(obj).or_else(|| ErrorBody::gateway(obj))
 }
 
+/// `serde_json::from_slice`, with the same result, but a UTF-8 body is checked in one pass and
+/// decoded as text (see [`decode_body`]).
+fn decode_fast<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str::<T>(text),
+        Err(_) => serde_json::from_slice::<T>(body),
+    }
+}
+
 /// Decodes a success body; an empty body decodes as JSON `null` (so `()` and `Option` work).
 pub(super) fn decode_body<T: DeserializeOwned>(resp: &Response, sensitive: bool) -> Result<T> {
     let body: &[u8] = if resp.body.iter().all(u8::is_ascii_whitespace) {
@@ -103,8 +112,10 @@ pub(super) fn decode_body<T: DeserializeOwned>(resp: &Response, sensitive: bool)
         &resp.body
     };
     // Fast path: plain serde_json. Only when that fails is the body decoded again with
-    // serde_path_to_error, which tracks the field path at a cost on every value.
-    if let Ok(v) = serde_json::from_slice::<T>(body) {
+    // serde_path_to_error, which tracks the field path at a cost on every value. A body that is
+    // UTF-8 (as JSON must be) is checked so once, in one pass over it, and decoded as text:
+    // serde_json then does not check every string and key again, one short run at a time.
+    if let Ok(v) = decode_fast::<T>(body) {
         return Ok(v);
     }
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -167,6 +178,33 @@ mod tests {
         let p = parse(br#"{"error":"Device not found"}"#).unwrap();
         assert_eq!(p.code, None);
         assert_eq!(p.message.as_deref(), Some("Device not found"));
+    }
+
+    proptest::proptest! {
+        /// Decoding a body as text when it is UTF-8 gives what decoding its bytes gives: on
+        /// arbitrary bytes, and on JSON objects whose strings hold any text (or a bad byte).
+        #[test]
+        fn decoding_as_text_is_decoding_bytes(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            key in "\\PC{0,8}",
+            value in "\\PC{0,16}",
+            bad in proptest::option::of(0x80u8..=0xff),
+        ) {
+            let same = |b: &[u8]| {
+                let fast = decode_fast::<Value>(b).map_err(|e| e.to_string());
+                let slow = serde_json::from_slice::<Value>(b).map_err(|e| e.to_string());
+                (fast.ok(), slow.ok())
+            };
+            let (fast, slow) = same(&bytes);
+            proptest::prop_assert_eq!(fast, slow);
+            let mut body = serde_json::to_vec(&serde_json::json!({ key: [value, 1.5, null] }))
+                .expect("a JSON value serializes");
+            if let Some(b) = bad {
+                body.insert(2, b);
+            }
+            let (fast, slow) = same(&body);
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]
