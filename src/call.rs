@@ -22,10 +22,9 @@ pub(crate) struct CallOptions {
 }
 
 impl CallOptions {
-    pub(crate) fn apply(&self, req: Request) -> Request {
-        req.retry(self.retry.clone())
-            .retry_rules(&self.retry_rules)
-            .timeout(self.timeout)
+    pub(crate) fn apply(&self, mut req: Request) -> Request {
+        req.set_options(self.retry.as_ref(), &self.retry_rules, self.timeout);
+        req
     }
 }
 

@@ -150,28 +150,24 @@ impl Request {
         self
     }
 
-    /// A retry policy for this call only.
-    pub(crate) fn retry(mut self, policy: Option<RetryPolicy>) -> Self {
-        if policy.is_some() {
-            self.retry = policy.map(Box::new);
+    /// A call's own settings, in place (a request is hundreds of bytes: it is not moved for each):
+    /// its retry policy, its retry rules (asked before the client's) and its per-attempt
+    /// timeout, each only when the call sets one.
+    pub(crate) fn set_options(
+        &mut self,
+        policy: Option<&RetryPolicy>,
+        rules: &RetryRules,
+        timeout: Option<Duration>,
+    ) {
+        if let Some(policy) = policy {
+            self.retry = Some(Box::new(policy.clone()));
         }
-        self
-    }
-
-    /// Retry rules for this call only, asked before the client's.
-    pub(crate) fn retry_rules(mut self, rules: &RetryRules) -> Self {
         if !rules.is_empty() {
             self.retry_rules = rules.clone();
         }
-        self
-    }
-
-    /// A per-attempt timeout for this call only.
-    pub(crate) fn timeout(mut self, timeout: Option<Duration>) -> Self {
         if timeout.is_some() {
             self.timeout = timeout;
         }
-        self
     }
 
     #[allow(
