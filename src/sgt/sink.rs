@@ -423,11 +423,7 @@ impl IngestSink {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(SinkError::Closed);
         }
-        if let Some(e) = readings
-            .iter()
-            .enumerate()
-            .find_map(|(i, r)| r.check(i).err())
-        {
+        if let Some(e) = Reading::first_unsendable(&readings) {
             return Err(SinkError::Invalid(e));
         }
         if readings.is_empty() {

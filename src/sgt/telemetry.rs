@@ -81,6 +81,23 @@ impl Reading {
         self
     }
 
+    /// Whether the reading can be sent: a device id, a metric, a finite value.
+    fn is_sendable(&self) -> bool {
+        !is_blank(self.device_id.as_str()) && !is_blank(&self.metric) && self.value.is_finite()
+    }
+
+    /// The error for the first reading that cannot be sent (naming its index), if one cannot.
+    /// The usual batch, all sendable, is checked in one tight pass.
+    pub(crate) fn first_unsendable(readings: &[Reading]) -> Option<Error> {
+        if readings.iter().all(Reading::is_sendable) {
+            return None;
+        }
+        readings
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.check(i).err())
+    }
+
     pub(crate) fn check(&self, index: usize) -> Result<()> {
         let problem = if is_blank(self.device_id.as_str()) {
             "has no device_id"
@@ -720,11 +737,7 @@ impl Ingest {
             ));
             return Err(refuse(readings, e));
         }
-        if let Some(e) = readings
-            .iter()
-            .enumerate()
-            .find_map(|(i, r)| r.check(i).err())
-        {
+        if let Some(e) = Reading::first_unsendable(&readings) {
             return Err(refuse(readings, e));
         }
         if readings.is_empty() {
@@ -1015,6 +1028,37 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The one-pass check of a batch names the same first bad reading as checking each.
+        #[test]
+        fn first_unsendable_is_the_first_failed_check(
+            rows in proptest::collection::vec(
+                (
+                    "[ \t\u{a0}d]{0,2}",
+                    "[ \u{3000}m]{0,2}",
+                    proptest::prop_oneof![
+                        proptest::strategy::Just(f64::NAN),
+                        proptest::strategy::Just(f64::INFINITY),
+                        -1e3f64..1e3,
+                    ],
+                ),
+                0..8,
+            )
+        ) {
+            let readings: Vec<Reading> = rows
+                .into_iter()
+                .map(|(d, m, v)| Reading::new(d, m, instant("2026-01-01T00:00:00Z"), v))
+                .collect();
+            let expected = readings
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| r.check(i).err())
+                .map(|e| e.to_string());
+            proptest::prop_assert_eq!(
+                Reading::first_unsendable(&readings).map(|e| e.to_string()),
+                expected
+            );
+        }
+
         /// The first-byte shortcut of `is_blank` agrees with trimming, whitespace of every kind
         /// included.
         #[test]

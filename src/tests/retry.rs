@@ -154,11 +154,14 @@ async fn per_call_policy_overrides_the_client() {
         .mount(&server)
         .await;
     let t = client(&server);
-    t.send(&get(&["r"]).retry(Some(RetryPolicy::none())))
-        .await
-        .unwrap_err();
+    let with_policy = |policy: RetryPolicy| {
+        let mut req = get(&["r"]);
+        req.set_options(Some(&policy), &Default::default(), None);
+        req
+    };
+    t.send(&with_policy(RetryPolicy::none())).await.unwrap_err();
     assert_eq!(request_count(&server).await, 1);
-    t.send(&get(&["r"]).retry(Some(fast_retry().with_max_attempts(5))))
+    t.send(&with_policy(fast_retry().with_max_attempts(5)))
         .await
         .unwrap_err();
     assert_eq!(request_count(&server).await, 6);
