@@ -93,10 +93,10 @@ pub(crate) async fn send_one<T: DeserializeOwned>(
 ) -> Result<(T, ResponseMeta)> {
     match one {
         One::Data => {
-            let (wire, meta) = t.send_json::<Data<T>>(&req).await?;
+            let (wire, meta) = t.send_json::<Data<T>>(req).await?;
             Ok((wire.data, meta))
         }
-        One::Bare => t.send_json::<T>(&req).await,
+        One::Bare => t.send_json::<T>(req).await,
     }
 }
 
