@@ -28,8 +28,8 @@
 //! CREATE TABLE segments (
 //!     seq        INTEGER PRIMARY KEY AUTOINCREMENT, -- arrival order, never reused
 //!     readings   INTEGER NOT NULL CHECK (readings > 0), -- readings in `body` (1 to 1,000)
-//!     state      TEXT    NOT NULL DEFAULT 'queued'  -- 'queued' or 'sending' (in a request now)
-//!                CHECK (state IN ('queued', 'sending')),
+//!     state      TEXT    NOT NULL DEFAULT 'waiting' -- 'waiting' or 'sending' (in a request now)
+//!                CHECK (state IN ('waiting', 'sending')),
 //!     attempts   INTEGER NOT NULL DEFAULT 0,        -- requests that carried it
 //!     maybe_sent INTEGER NOT NULL DEFAULT 0,        -- 1: an earlier request's outcome is unknown
 //!     body       TEXT    NOT NULL                   -- the readings: a JSON array, as sent
@@ -41,7 +41,10 @@
 //! );
 //! ```
 //!
-//! A segment's `body` is exactly what `serde_json` writes for its readings, e.g.
+//! The two states have names of the same length on purpose: claiming a segment then leaves its
+//! record the same size, so SQLite rewrites it in place instead of copying its body to new
+//! pages (version 1 called the first state `queued`). A segment's `body` is exactly what
+//! `serde_json` writes for its readings, e.g.
 //! `[{"device_id":"dev_1","metric":"power_kw","ts":"2026-06-01T00:00:00Z","value":1.5}]`
 //! (`"supersedes":true` only on a correction). The `possibly_duplicated` table keeps the
 //! latest [`POSSIBLY_DUPLICATED_KEPT`] readings.
@@ -112,7 +115,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS segments (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     readings   INTEGER NOT NULL CHECK (readings > 0),
-    state      TEXT    NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sending')),
+    state      TEXT    NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'sending')),
     attempts   INTEGER NOT NULL DEFAULT 0,
     maybe_sent INTEGER NOT NULL DEFAULT 0,
     body       TEXT    NOT NULL
@@ -180,6 +183,11 @@ impl QueueOptions {
         let mut conn = Connection::open(&path).map_err(store)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(store)?;
+        // 16 KiB pages for a new file (an existing one keeps its own): a segment of 1,000
+        // readings (about 90 KB) takes 6 overflow pages instead of 23; measured the fastest of
+        // 4, 16 and 64 KiB for inserting, claiming and deleting segments.
+        conn.execute_batch("PRAGMA page_size = 16384;")
+            .map_err(store)?;
         // `journal_mode` answers with the mode in force; anything but WAL is a refusal.
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -225,7 +233,7 @@ impl QueueOptions {
             )
             .map_err(store)?;
         tx.execute(
-            "UPDATE segments SET state = 'queued', maybe_sent = 1 WHERE state = 'sending'",
+            "UPDATE segments SET state = 'waiting', maybe_sent = 1 WHERE state = 'sending'",
             [],
         )
         .map_err(store)?;
@@ -636,7 +644,7 @@ impl Queue {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT seq, readings, maybe_sent, body FROM segments
-                     WHERE state = 'queued' ORDER BY seq LIMIT ?1",
+                     WHERE state = 'waiting' ORDER BY seq LIMIT ?1",
                 )
                 .map_err(store)?;
             let mut rows = stmt
@@ -675,7 +683,7 @@ impl Queue {
         if let (Some(first), Some(last)) = (segments.first(), segments.last()) {
             tx.execute(
                 "UPDATE segments SET state = 'sending', attempts = attempts + 1
-                 WHERE state = 'queued' AND seq BETWEEN ?1 AND ?2",
+                 WHERE state = 'waiting' AND seq BETWEEN ?1 AND ?2",
                 [seq_param(first.seq), seq_param(last.seq)],
             )
             .map_err(store)?;
@@ -834,7 +842,7 @@ impl Queue {
                 } else if rejected_here.is_empty() {
                     // The answer does not add up: every unnamed reading is unconfirmed.
                     tx.execute(
-                        "UPDATE segments SET state = 'queued', maybe_sent = 1 WHERE seq = ?1",
+                        "UPDATE segments SET state = 'waiting', maybe_sent = 1 WHERE seq = ?1",
                         [seq_param(seg.seq)],
                     )
                     .map_err(store)?;
@@ -852,7 +860,7 @@ impl Queue {
                         Some(keep) if !keep.is_empty() => {
                             // Rare: the segment keeps its unconfirmed readings only.
                             tx.execute(
-                                "UPDATE segments SET state = 'queued', maybe_sent = 1,
+                                "UPDATE segments SET state = 'waiting', maybe_sent = 1,
                                  readings = ?2, body = ?3 WHERE seq = ?1",
                                 params![
                                     seq_param(seg.seq),
@@ -912,7 +920,7 @@ impl Queue {
         {
             let mut back = tx
                 .prepare_cached(
-                    "UPDATE segments SET state = 'queued', maybe_sent = max(maybe_sent, ?2)
+                    "UPDATE segments SET state = 'waiting', maybe_sent = max(maybe_sent, ?2)
                      WHERE seq = ?1",
                 )
                 .map_err(store)?;
@@ -941,7 +949,7 @@ fn drop_oldest(tx: &Transaction<'_>, need: u64) -> Result<Option<u64>, SinkError
     {
         let mut stmt = tx
             .prepare_cached(
-                "SELECT seq, readings FROM segments WHERE state = 'queued' ORDER BY seq",
+                "SELECT seq, readings FROM segments WHERE state = 'waiting' ORDER BY seq",
             )
             .map_err(store)?;
         let mut rows = stmt.query([]).map_err(store)?;
