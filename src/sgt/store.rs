@@ -183,6 +183,18 @@ impl QueueOptions {
         let mut conn = Connection::open(&path).map_err(store)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(store)?;
+        // Checked first, so that a file of a newer version is left exactly as it is.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(store)?;
+        if version > SCHEMA_VERSION {
+            return Err(SinkError::Store(format!(
+                "{}: the queue file has schema version {version}, written by a newer version of \
+                 iot-sdk; this version reads versions 1 and {SCHEMA_VERSION} only (the file is \
+                 left as it is)",
+                path.display()
+            )));
+        }
         // 16 KiB pages for a new file (an existing one keeps its own): a segment of 1,000
         // readings (about 90 KB) takes 6 overflow pages instead of 23; measured the fastest of
         // 4, 16 and 64 KiB for inserting, claiming and deleting segments.
@@ -209,14 +221,14 @@ impl QueueOptions {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(store)?;
+        // Read again inside the transaction: another process may have migrated the file since.
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(store)?;
         if version > SCHEMA_VERSION {
             return Err(SinkError::Store(format!(
                 "{}: the queue file has schema version {version}, written by a newer version of \
-                 iot-sdk; this version reads versions 1 and {SCHEMA_VERSION} only (the file is \
-                 left as it is)",
+                 iot-sdk",
                 path.display()
             )));
         }
