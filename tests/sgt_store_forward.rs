@@ -712,3 +712,103 @@ fn a_file_of_a_newer_schema_is_refused_and_left_alone() {
     drop(conn);
     remove(&file);
 }
+
+/// Rejections named by index in a request that joined several segments are mapped back to
+/// their readings; an answer whose counts do not add up keeps the unnamed readings (the
+/// segment cut to them), marked maybe_sent, and they are counted as possibly duplicated once
+/// accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_by_index_map_back_to_readings_across_segments() {
+    let server = MockServer::start().await;
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = answers.clone();
+    Mock::given(method("POST"))
+        .and(path("/v1/telemetry/ingest"))
+        .respond_with(move |req: &wiremock::Request| {
+            let b: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            let n = b["readings"].as_array().unwrap().len();
+            let data = match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                // Indices 1 and 4: the second reading of the first segment, the third of the
+                // second; 7 is out of range and ignored.
+                0 => serde_json::json!({"accepted": n - 2, "rejected": 2, "errors": [
+                    {"index": 4, "code": "device_not_found", "message": "no such device"},
+                    {"index": 1, "code": "bad_metric"},
+                    {"index": 7, "code": "ignored"},
+                ]}),
+                // Counts that do not add up, index 2 named.
+                1 => {
+                    serde_json::json!({"accepted": n + 5, "errors": [{"index": 2, "code": "late"}]})
+                }
+                _ => serde_json::json!({"accepted": n, "rejected": 0, "errors": []}),
+            };
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": data, "meta": {}}))
+        })
+        .mount(&server)
+        .await;
+    let file = queue_path("rejections");
+    let queue = Queue::open(&file).unwrap();
+    let sgt = client(&format!("{}/v1", server.uri()), KEY, "acme-industries");
+    let (sink, reports) = sgt
+        .telemetry()
+        .sink()
+        .store_forward(queue.clone())
+        .concurrency(1)
+        .linger(Duration::from_secs(3600))
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .start()
+        .unwrap();
+    let reader = tokio::spawn(reports.collect::<Vec<_>>());
+    // Segments of 2, 3 and 2 readings, sent as one request at the flush.
+    for range in [0..2, 2..5, 5..7] {
+        sink.send_batch(range.map(|i| reading(2, i)).collect())
+            .await
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+    // Segments of 3 and 2: the answer does not add up and names index 2 (the last of the
+    // first segment).
+    for range in [7..10, 10..12] {
+        sink.send_batch(range.map(|i| reading(2, i)).collect())
+            .await
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+    let stats = sink.close().await;
+    let reports = reader.await.unwrap();
+
+    let rejected: Vec<(Reading, Option<String>, Option<String>)> = reports
+        .iter()
+        .flat_map(|r| r.rejected.iter())
+        .map(|r| (r.reading.clone(), r.code.clone(), r.message.clone()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (reading(2, 1), Some("bad_metric".into()), None),
+            (
+                reading(2, 4),
+                Some("device_not_found".into()),
+                Some("no such device".into())
+            ),
+            (reading(2, 9), Some("late".into()), None),
+        ]
+    );
+    assert_eq!((stats.produced, stats.accepted, stats.rejected), (12, 9, 3));
+    // The 4 unnamed readings of the answer that did not add up were resent.
+    assert_eq!((stats.requeued, stats.possibly_duplicated), (4, 4));
+    let journal: Vec<_> = queue
+        .possibly_duplicated(usize::MAX)
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    let expected: Vec<_> = [7, 8, 10, 11]
+        .iter()
+        .map(|&i| key(&reading(2, i)))
+        .collect();
+    assert_eq!(journal, expected);
+    assert!(queue.is_empty());
+    assert_eq!(queue.dropped(), 0);
+    drop(queue);
+    remove(&file);
+}
