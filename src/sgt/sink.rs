@@ -16,7 +16,10 @@
 //! **Store-and-forward** (feature `store-forward`): with a `Queue` (`iot_sdk::sgt::store`), every
 //! reading is written to its SQLite file before `send` returns and is sent from there; memory
 //! holds only the batches in requests (`concurrency` × `batch_size` readings), the file holds
-//! the rest up to its bound. Retryable and unconfirmed readings stay in the file and are sent
+//! the rest up to its bound. Each `send`/`send_batch` call's readings are serialized once, in
+//! the call, and stored as the JSON they are sent as (segments of at most `batch_size`); a
+//! request joins consecutive segments, so a few large `send_batch` calls are much cheaper than
+//! many single `send`s. Retryable and unconfirmed readings stay in the file and are sent
 //! again after a pause, so nothing is handed back: see the `store` module for the
 //! at-least-once promise.
 
