@@ -88,14 +88,17 @@ fn key(r: &Reading) -> (String, String, DateTime<Utc>) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..common::proptest_config() })]
 
-    /// Any valid reading goes through the file and arrives in the request body unchanged.
+    /// Any valid reading goes through the file and arrives in the request body unchanged and in
+    /// order, whatever the `send_batch` calls (segments) and the requests they are joined into.
     #[test]
     fn readings_reach_the_request_through_the_file_unchanged(
         raw in proptest::collection::vec(
             ("[a-z0-9_\\-é ]{1,12}", "[a-zA-Z0-9_.\\-]{1,12}", -4_000_000_000i64..4_000_000_000i64,
              0u32..1_000_000_000, -1.0e300f64..1.0e300, any::<bool>()),
             1..40,
-        )
+        ),
+        cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
+        batch_size in 1usize..16,
     ) {
         let readings: Vec<Reading> = raw
             .into_iter()
@@ -123,8 +126,29 @@ proptest! {
             let file = queue_path("prop");
             let queue = Queue::open(&file).unwrap();
             let sgt = client(&format!("{}/v1", server.uri()), KEY, "acme-industries");
-            let (sink, _reports) = sgt.telemetry().sink().store_forward(queue.clone()).start().unwrap();
-            sink.send_batch(readings.clone()).await.unwrap();
+            // Several `send_batch` calls (segments, cut again at the batch size), joined into
+            // requests of at most `batch_size` readings.
+            // `_`: the reports are discarded (a stream kept unread would stop the sink).
+            let (sink, _) = sgt
+                .telemetry()
+                .sink()
+                .store_forward(queue.clone())
+                .batch_size(batch_size)
+                // One request at a time: they reach the server in the order they were built.
+                .concurrency(1)
+                .linger(Duration::from_millis(20))
+                .start()
+                .unwrap();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(readings.len() + 1)).collect();
+            at.push(readings.len());
+            at.sort_unstable();
+            let mut start = 0;
+            for end in at {
+                if end > start {
+                    sink.send_batch(readings[start..end].to_vec()).await.unwrap();
+                    start = end;
+                }
+            }
             sink.flush().await.unwrap();
             let stats = sink.close().await;
             assert_eq!(stats.accepted, readings.len() as u64);
@@ -144,6 +168,11 @@ proptest! {
             .collect();
         let expected: Vec<String> = readings.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
         prop_assert_eq!(sent.join(","), expected.join(","));
+        let within = bodies.iter().all(|r| {
+            let b: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            b["readings"].as_array().unwrap().len() <= batch_size
+        });
+        prop_assert!(within, "a request of more than the batch size");
     }
 }
 
@@ -466,4 +495,320 @@ fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 7;
     *state ^= *state << 17;
     *state
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema versions: a version-1 file (one row per reading) is migrated on open.
+// ---------------------------------------------------------------------------------------------
+
+/// The schema of version 1 of the queue file, as that version wrote it.
+const V1_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS readings (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id  TEXT    NOT NULL,
+    metric     TEXT    NOT NULL,
+    ts         TEXT    NOT NULL,
+    value      REAL    NOT NULL,
+    supersedes INTEGER NOT NULL DEFAULT 0,
+    state      TEXT    NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sending')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    maybe_sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS readings_state ON readings (state, seq);
+CREATE TABLE IF NOT EXISTS possibly_duplicated (
+    seq         INTEGER PRIMARY KEY,
+    device_id   TEXT    NOT NULL,
+    metric      TEXT    NOT NULL,
+    ts          TEXT    NOT NULL,
+    value       REAL    NOT NULL,
+    supersedes  INTEGER NOT NULL,
+    accepted_at TEXT    NOT NULL
+);
+PRAGMA user_version = 1;
+";
+
+fn ts_text(ts: &DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_is_migrated_and_every_reading_delivered_once() {
+    const N: usize = 2_500;
+    // Readings 100..200 were in a request when the version-1 process was killed; 500..800 had
+    // an unknown outcome earlier (maybe_sent); 1_000 is a correction.
+    let sending = 100..200;
+    let maybe = 500..800;
+    let sim = sim(DEVICES, Faults::none()).await;
+    let file = queue_path("v1");
+    {
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute_batch(V1_SCHEMA).unwrap();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO readings (device_id, metric, ts, value, supersedes, state, attempts, maybe_sent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .unwrap();
+        for i in 0..N {
+            let r = reading(DEVICES, i);
+            let state = if sending.contains(&i) {
+                "sending"
+            } else {
+                "queued"
+            };
+            let attempts = i32::from(sending.contains(&i) || maybe.contains(&i));
+            insert
+                .execute(rusqlite::params![
+                    r.device_id.as_str(),
+                    r.metric,
+                    ts_text(&r.ts),
+                    r.value,
+                    i == 1_000,
+                    state,
+                    attempts,
+                    maybe.contains(&i)
+                ])
+                .unwrap();
+        }
+        // One reading the earlier version journaled as possibly duplicated: kept.
+        conn.execute(
+            "INSERT INTO possibly_duplicated VALUES (7, 'dev_9', 'power_kw', '2026-05-01T00:00:00Z', 1.5, 0, '2026-05-01T00:00:01Z')",
+            [],
+        )
+        .unwrap();
+    }
+
+    let queue = Queue::open(&file).unwrap();
+    assert_eq!(queue.len(), N as u64);
+    assert_eq!(queue.recovered(), sending.len() as u64);
+    {
+        // The file is version 2 now: segments of at most 1,000 readings, none mixing
+        // maybe_sent and not.
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let v1_left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'readings'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v1_left, 0);
+        let mut stmt = conn
+            .prepare("SELECT readings, maybe_sent, json_array_length(body), body FROM segments ORDER BY seq")
+            .unwrap();
+        let segments: Vec<(i64, bool, i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut i = 0;
+        for (count, maybe_sent, len, body) in &segments {
+            assert_eq!(count, len);
+            assert!((1..=1_000).contains(count));
+            let readings: Vec<Reading> = serde_json::from_str(body).unwrap();
+            for r in &readings {
+                assert_eq!(key(r), key(&reading(DEVICES, i)));
+                assert_eq!(r.supersedes, i == 1_000);
+                assert_eq!(
+                    *maybe_sent,
+                    sending.contains(&i) || maybe.contains(&i),
+                    "reading {i}"
+                );
+                i += 1;
+            }
+        }
+        assert_eq!(i, N);
+        assert_eq!(
+            segments.iter().filter(|s| s.1).map(|s| s.0).sum::<i64>(),
+            (sending.len() + maybe.len()) as i64
+        );
+    }
+
+    let sgt = client(sim.base_url(), sim.api_key(), sim.tenant());
+    let (sink, _reports) = sgt
+        .telemetry()
+        .sink()
+        .store_forward(queue.clone())
+        .start()
+        .unwrap();
+    sink.flush().await.unwrap();
+    let stats = sink.close().await;
+    assert_eq!(stats.accepted, N as u64);
+    assert_eq!(
+        stats.possibly_duplicated,
+        (sending.len() + maybe.len()) as u64
+    );
+    assert!(queue.is_empty());
+    let counts = sim.stored_counts();
+    assert_eq!(counts.len(), N);
+    assert!(counts.values().all(|&c| c == 1), "each accepted once");
+    for i in 0..N {
+        assert_eq!(
+            counts.get(&key(&reading(DEVICES, i))),
+            Some(&1),
+            "reading {i}"
+        );
+    }
+    let journal = queue.possibly_duplicated(usize::MAX).unwrap();
+    assert_eq!(journal.len(), 1 + sending.len() + maybe.len());
+    assert_eq!(
+        journal[0].device_id.as_str(),
+        "dev_9",
+        "the version-1 journal is kept, first"
+    );
+    let journaled: HashSet<_> = journal[1..].iter().map(key).collect();
+    let expected: HashSet<_> = sending
+        .clone()
+        .chain(maybe.clone())
+        .map(|i| key(&reading(DEVICES, i)))
+        .collect();
+    assert_eq!(journaled, expected);
+    drop(queue);
+
+    // Opened again: already version 2, nothing to do.
+    let queue = Queue::open(&file).unwrap();
+    assert!(queue.is_empty());
+    assert_eq!(queue.recovered(), 0);
+    drop(queue);
+    remove(&file);
+}
+
+#[test]
+fn a_file_of_a_newer_schema_is_refused_and_left_alone() {
+    let file = queue_path("v3");
+    {
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 3;")
+            .unwrap();
+    }
+    match Queue::open(&file) {
+        Err(SinkError::Store(msg)) => {
+            assert!(msg.contains("schema version 3"), "{msg}");
+            assert!(msg.contains("newer version of iot-sdk"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let segments: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'segments'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(segments, 0, "nothing was created");
+    drop(conn);
+    remove(&file);
+}
+
+/// Rejections named by index in a request that joined several segments are mapped back to
+/// their readings; an answer whose counts do not add up keeps the unnamed readings (the
+/// segment cut to them), marked maybe_sent, and they are counted as possibly duplicated once
+/// accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_by_index_map_back_to_readings_across_segments() {
+    let server = MockServer::start().await;
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = answers.clone();
+    Mock::given(method("POST"))
+        .and(path("/v1/telemetry/ingest"))
+        .respond_with(move |req: &wiremock::Request| {
+            let b: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            let n = b["readings"].as_array().unwrap().len();
+            let data = match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                // Indices 1 and 4: the second reading of the first segment, the third of the
+                // second; 7 is out of range and ignored.
+                0 => serde_json::json!({"accepted": n - 2, "rejected": 2, "errors": [
+                    {"index": 4, "code": "device_not_found", "message": "no such device"},
+                    {"index": 1, "code": "bad_metric"},
+                    {"index": 7, "code": "ignored"},
+                ]}),
+                // Counts that do not add up, index 2 named.
+                1 => {
+                    serde_json::json!({"accepted": n + 5, "errors": [{"index": 2, "code": "late"}]})
+                }
+                _ => serde_json::json!({"accepted": n, "rejected": 0, "errors": []}),
+            };
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": data, "meta": {}}))
+        })
+        .mount(&server)
+        .await;
+    let file = queue_path("rejections");
+    let queue = Queue::open(&file).unwrap();
+    let sgt = client(&format!("{}/v1", server.uri()), KEY, "acme-industries");
+    let (sink, reports) = sgt
+        .telemetry()
+        .sink()
+        .store_forward(queue.clone())
+        .concurrency(1)
+        .linger(Duration::from_secs(3600))
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .start()
+        .unwrap();
+    let reader = tokio::spawn(reports.collect::<Vec<_>>());
+    // Segments of 2, 3 and 2 readings, sent as one request at the flush.
+    for range in [0..2, 2..5, 5..7] {
+        sink.send_batch(range.map(|i| reading(2, i)).collect())
+            .await
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+    // Segments of 3 and 2: the answer does not add up and names index 2 (the last of the
+    // first segment).
+    for range in [7..10, 10..12] {
+        sink.send_batch(range.map(|i| reading(2, i)).collect())
+            .await
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+    let stats = sink.close().await;
+    let reports = reader.await.unwrap();
+
+    let rejected: Vec<(Reading, Option<String>, Option<String>)> = reports
+        .iter()
+        .flat_map(|r| r.rejected.iter())
+        .map(|r| (r.reading.clone(), r.code.clone(), r.message.clone()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (reading(2, 1), Some("bad_metric".into()), None),
+            (
+                reading(2, 4),
+                Some("device_not_found".into()),
+                Some("no such device".into())
+            ),
+            (reading(2, 9), Some("late".into()), None),
+        ]
+    );
+    assert_eq!((stats.produced, stats.accepted, stats.rejected), (12, 9, 3));
+    // The 4 unnamed readings of the answer that did not add up were resent.
+    assert_eq!((stats.requeued, stats.possibly_duplicated), (4, 4));
+    let journal: Vec<_> = queue
+        .possibly_duplicated(usize::MAX)
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    let expected: Vec<_> = [7, 8, 10, 11]
+        .iter()
+        .map(|&i| key(&reading(2, i)))
+        .collect();
+    assert_eq!(journal, expected);
+    assert!(queue.is_empty());
+    assert_eq!(queue.dropped(), 0);
+    drop(queue);
+    remove(&file);
 }

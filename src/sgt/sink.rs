@@ -16,7 +16,10 @@
 //! **Store-and-forward** (feature `store-forward`): with a `Queue` (`iot_sdk::sgt::store`), every
 //! reading is written to its SQLite file before `send` returns and is sent from there; memory
 //! holds only the batches in requests (`concurrency` × `batch_size` readings), the file holds
-//! the rest up to its bound. Retryable and unconfirmed readings stay in the file and are sent
+//! the rest up to its bound. Each `send`/`send_batch` call's readings are serialized once, in
+//! the call, and stored as the JSON they are sent as (segments of at most `batch_size`); a
+//! request joins consecutive segments, so a few large `send_batch` calls are much cheaper than
+//! many single `send`s. Retryable and unconfirmed readings stay in the file and are sent
 //! again after a pause, so nothing is handed back: see the `store` module for the
 //! at-least-once promise.
 
@@ -38,6 +41,8 @@ use tokio::time::Sleep;
 use super::Client;
 #[cfg(feature = "store-forward")]
 use super::store::Queue;
+#[cfg(feature = "store-forward")]
+use super::telemetry::send_ingest;
 use super::telemetry::{ChunkOutcome, MAX_INGEST_BATCH, Reading, RejectedReading, send_chunk};
 use crate::call::CallOptions;
 use crate::error::{Error, Result};
@@ -433,7 +438,8 @@ impl IngestSink {
         if let Some(queue) = &self.queue {
             let n = readings.len() as u64;
             let q = queue.clone();
-            tokio::task::spawn_blocking(move || q.insert(&readings))
+            let piece = self.batch_size;
+            tokio::task::spawn_blocking(move || q.insert(&readings, piece))
                 .await
                 .map_err(|e| SinkError::Store(format!("the queue writer failed: {e}")))??;
             self.shared.counters.produced.fetch_add(n, Ordering::SeqCst);
@@ -556,7 +562,7 @@ enum Backlog {
     Durable {
         queue: Queue,
         claiming: Option<
-            tokio::task::JoinHandle<std::result::Result<Vec<super::store::Claimed>, SinkError>>,
+            tokio::task::JoinHandle<std::result::Result<Option<super::store::Claimed>, SinkError>>,
         >,
     },
 }
@@ -612,7 +618,6 @@ fn memory_report(readings: u64, outcome: ChunkOutcome) -> IngestReport {
             accepted,
             rejected,
             unconfirmed,
-            rejected_at: _,
         } => {
             report.accepted = accepted;
             report.rejected = rejected;
@@ -745,6 +750,7 @@ impl Worker {
             #[cfg(feature = "store-forward")]
             Backlog::Durable { queue, claiming } => {
                 let q = queue.clone();
+                let n = self.batch_size;
                 *claiming = Some(tokio::task::spawn_blocking(move || q.claim(n)));
             }
         }
@@ -764,31 +770,35 @@ impl Worker {
             return false;
         };
         *claiming = None;
-        let rows = match joined {
-            Ok(Ok(rows)) => rows,
+        let claimed = match joined {
+            Ok(Ok(claimed)) => claimed,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "store-and-forward queue: claim failed");
-                Vec::new()
+                None
             }
             Err(e) => {
                 tracing::warn!(error = %e, "store-and-forward queue: claim task failed");
-                Vec::new()
+                None
             }
         };
-        if rows.is_empty() {
+        let Some(super::store::Claimed {
+            segments,
+            readings: count,
+            body,
+        }) = claimed
+        else {
             return true;
-        }
-        let count = rows.len() as u64;
-        let sent: Vec<(u64, bool)> = rows.iter().map(|c| (c.seq, c.maybe_sent)).collect();
-        let readings: Vec<Reading> = rows.into_iter().map(|c| c.reading).collect();
+        };
+        let n = usize::try_from(count).unwrap_or(usize::MAX);
         self.inflight_readings = self.inflight_readings.saturating_add(count);
         self.shared.counters.requests.fetch_add(1, Ordering::SeqCst);
         let client = self.client.clone();
         let opts = self.opts.clone();
         let queue = queue.clone();
         self.inflight.push(Box::pin(async move {
-            let outcome = send_chunk(&client, readings, &opts).await;
-            let resolved = tokio::task::spawn_blocking(move || queue.resolve(&sent, outcome)).await;
+            let answer = send_ingest(&client, body, n, &opts).await;
+            let resolved =
+                tokio::task::spawn_blocking(move || queue.resolve(&segments, answer)).await;
             let mut report = IngestReport {
                 readings: count,
                 accepted: 0,

@@ -11,7 +11,7 @@
 //! consecutive half-open ranges too, so a reading exactly on a boundary is fetched once, never
 //! twice or not at all.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -675,14 +675,12 @@ struct IngestResponseError {
     message: Option<String>,
 }
 
-/// What became of one chunk (shared by [`Ingest`] and the streaming sink, `super::sink`).
+/// What became of one chunk of readings (shared by [`Ingest`] and the streaming sink without a
+/// queue, `super::sink`).
 pub(crate) enum ChunkOutcome {
     Done {
         accepted: u64,
         rejected: Vec<RejectedReading>,
-        /// The index in the chunk of each of `rejected`.
-        #[cfg_attr(not(feature = "store-forward"), allow(dead_code))]
-        rejected_at: Vec<usize>,
         unconfirmed: Vec<Reading>,
     },
     Failed {
@@ -691,6 +689,31 @@ pub(crate) enum ChunkOutcome {
         maybe_stored: bool,
     },
     NotSent(Vec<Reading>),
+}
+
+/// One reading the server refused, by its index in the request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IndexedRejection {
+    pub(crate) index: usize,
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+}
+
+/// What the server said about one `POST /telemetry/ingest` of `n` readings, by index into the
+/// request: what [`send_ingest`] returns.
+pub(crate) enum IngestAnswer {
+    /// The server answered with a success.
+    Answered {
+        /// Readings accepted; 0 when the counts do not add up.
+        accepted: u64,
+        /// The readings the server named as rejected: each index below `n`, once, ascending.
+        rejected: Vec<IndexedRejection>,
+        /// Whether the counts add up. When they do not, which of the unnamed readings were
+        /// stored is unknown: they are unconfirmed.
+        consistent: bool,
+    },
+    /// The request failed; `maybe_stored` when it may nevertheless have been stored.
+    Failed { error: Error, maybe_stored: bool },
 }
 
 impl Ingest {
@@ -812,7 +835,6 @@ impl Ingest {
                     accepted,
                     mut rejected,
                     mut unconfirmed,
-                    rejected_at: _,
                 } => {
                     err.accepted = err.accepted.saturating_add(accepted);
                     err.rejected.append(&mut rejected);
@@ -863,29 +885,27 @@ pub(crate) fn maybe_stored(e: &Error) -> bool {
     }
 }
 
+/// The body of `POST /telemetry/ingest` carrying `readings`: `{"readings":[…]}`.
+pub(crate) fn ingest_body(readings: &[Reading]) -> Result<bytes::Bytes> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        readings: &'a [Reading],
+    }
+    serde_json::to_vec(&Body { readings })
+        .map(Into::into)
+        .map_err(|e| Error::invalid_input(format!("request body: {e}")))
+}
+
 /// Sends one chunk of at most [`MAX_INGEST_BATCH`] readings (paced against the `ingest` bucket)
-/// and classifies what became of each reading: the one chunk sender of [`Ingest`] and of the
-/// streaming sink.
+/// and classifies what became of each reading: [`Ingest`]'s and the in-memory sink's way to
+/// [`send_ingest`].
 pub(crate) async fn send_chunk(
     client: &Client,
     chunk: Vec<Reading>,
     opts: &CallOptions,
 ) -> ChunkOutcome {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        readings: &'a [Reading],
-    }
-    let n = chunk.len();
-    let req = Request::new(Method::POST, ["telemetry", "ingest"])
-        .json(&Body { readings: &chunk })
-        .map(|r| {
-            r.pacing(
-                super::RateBucket::Ingest,
-                u32::try_from(n).unwrap_or(u32::MAX),
-            )
-        });
-    let req = match req {
-        Ok(r) => opts.apply(r),
+    let body = match ingest_body(&chunk) {
+        Ok(body) => body,
         Err(error) => {
             return ChunkOutcome::Failed {
                 readings: chunk,
@@ -894,24 +914,91 @@ pub(crate) async fn send_chunk(
             };
         }
     };
-    let resp = envelope::send_one::<IngestResponse>(Wire::ONE, &client.transport, &req).await;
+    let (accepted, named, consistent) = match send_ingest(client, body, chunk.len(), opts).await {
+        IngestAnswer::Answered {
+            accepted,
+            rejected,
+            consistent,
+        } => (accepted, rejected, consistent),
+        IngestAnswer::Failed {
+            error,
+            maybe_stored,
+        } => {
+            return ChunkOutcome::Failed {
+                readings: chunk,
+                error,
+                maybe_stored,
+            };
+        }
+    };
+    if consistent && named.is_empty() {
+        // Every reading accepted: nothing to hand back.
+        return ChunkOutcome::Done {
+            accepted,
+            rejected: Vec::new(),
+            unconfirmed: Vec::new(),
+        };
+    }
+    let mut rejected = Vec::with_capacity(named.len());
+    let mut unconfirmed = Vec::new();
+    // `named` is ascending, like the enumeration.
+    let mut named = named.into_iter().peekable();
+    for (i, reading) in chunk.into_iter().enumerate() {
+        match named.next_if(|r| r.index == i) {
+            Some(r) => rejected.push(RejectedReading {
+                reading,
+                code: r.code,
+                message: r.message,
+            }),
+            None if !consistent => unconfirmed.push(reading),
+            None => {}
+        }
+    }
+    ChunkOutcome::Done {
+        accepted,
+        rejected,
+        unconfirmed,
+    }
+}
+
+/// Sends one ingest request whose body (`{"readings":[…]}` with `n` readings) is already
+/// built, paced as `n` units of the `ingest` bucket, and classifies the answer by index: the
+/// one ingest sender of [`Ingest`] and of the streaming sink (with or without a queue).
+pub(crate) async fn send_ingest(
+    client: &Client,
+    body: bytes::Bytes,
+    n: usize,
+    opts: &CallOptions,
+) -> IngestAnswer {
+    let req = Request::new(Method::POST, ["telemetry", "ingest"])
+        .json_bytes(body)
+        .pacing(
+            super::RateBucket::Ingest,
+            u32::try_from(n).unwrap_or(u32::MAX),
+        );
+    let resp =
+        envelope::send_one::<IngestResponse>(Wire::ONE, &client.transport, &opts.apply(req)).await;
     let resp = match resp {
         Ok((data, _)) => data,
         Err(error) => {
-            return ChunkOutcome::Failed {
+            return IngestAnswer::Failed {
                 maybe_stored: maybe_stored(&error),
-                readings: chunk,
                 error,
             };
         }
     };
-    // Readings the server names as rejected; out-of-range or repeated indices are ignored.
-    let named: BTreeSet<usize> = resp
-        .errors
-        .iter()
-        .map(|e| e.index)
-        .filter(|&i| i < n)
-        .collect();
+    // Readings the server names as rejected, with the first detail given for each;
+    // out-of-range or repeated indices are ignored.
+    let mut named: BTreeMap<usize, IndexedRejection> = BTreeMap::new();
+    for e in resp.errors {
+        if e.index < n {
+            named.entry(e.index).or_insert(IndexedRejection {
+                index: e.index,
+                code: e.code,
+                message: e.message,
+            });
+        }
+    }
     let named_count = named.len() as u64;
     let sent = n as u64;
     let accepted = resp
@@ -920,53 +1007,20 @@ pub(crate) async fn send_chunk(
     // A count the server cannot have meant (more than was sent) makes the outcome unconfirmed.
     let consistent = accepted.checked_add(named_count) == Some(sent)
         && resp.rejected.is_none_or(|r| r == named_count);
-    if consistent && named.is_empty() {
-        // Every reading accepted: nothing to hand back.
-        return ChunkOutcome::Done {
-            accepted,
-            rejected: Vec::new(),
-            rejected_at: Vec::new(),
-            unconfirmed: Vec::new(),
-        };
-    }
-    let mut rejected = Vec::with_capacity(named.len());
-    let rejected_at: Vec<usize> = named.iter().copied().collect();
-    let mut unconfirmed = Vec::new();
-    let mut details = resp.errors.into_iter();
-    for (i, reading) in chunk.into_iter().enumerate() {
-        if named.contains(&i) {
-            let d = details.by_ref().find(|e| e.index == i);
-            rejected.push(RejectedReading {
-                reading,
-                code: d.as_ref().and_then(|d| d.code.clone()),
-                message: d.and_then(|d| d.message),
-            });
-        } else if !consistent {
-            unconfirmed.push(reading);
-        }
-    }
-    if consistent {
-        ChunkOutcome::Done {
-            accepted,
-            rejected,
-            rejected_at,
-            unconfirmed,
-        }
-    } else {
+    if !consistent {
         // The counts do not add up: which readings were stored is unknown, so none of the
         // unnamed ones is reported as accepted or as safe to resend.
         tracing::warn!(
             chunk = n,
             accepted,
-            named = named.len(),
+            named = named_count,
             "ingest response counts do not add up; readings reported as unconfirmed"
         );
-        ChunkOutcome::Done {
-            accepted: 0,
-            rejected,
-            rejected_at,
-            unconfirmed,
-        }
+    }
+    IngestAnswer::Answered {
+        accepted: if consistent { accepted } else { 0 },
+        rejected: named.into_values().collect(),
+        consistent,
     }
 }
 
