@@ -328,10 +328,11 @@ proptest! {
                 tokio::time::sleep(Duration::from_millis(gap_ms)).await;
                 let wait = l.decide(&b, cost);
                 sent += f64::from(cost);
-                let t = (tokio::time::Instant::now() - start + wait).as_secs_f64();
-                let allowed = f64::from(burst.max(1)) + b.rate_per_sec() * t;
-                // A huge wait (a zero limit) is clamped to Duration::MAX: then nothing goes.
+                // A huge wait (a zero limit) is clamped to Duration::MAX: then nothing goes (and
+                // adding it to the elapsed time would overflow).
                 if wait < Duration::from_secs(1 << 40) {
+                    let t = (tokio::time::Instant::now() - start + wait).as_secs_f64();
+                    let allowed = f64::from(burst.max(1)) + b.rate_per_sec() * t;
                     prop_assert!(sent <= allowed + 1e-6, "{sent} > {allowed}");
                 }
             }

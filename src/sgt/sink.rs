@@ -635,7 +635,6 @@ fn memory_report(readings: u64, outcome: ChunkOutcome) -> IngestReport {
             }
             report.error = Some(error);
         }
-        ChunkOutcome::NotSent(readings) => report.retryable = readings,
     }
     report
 }

@@ -99,7 +99,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::DeviceId;
 use super::sink::SinkError;
 use super::telemetry::{
-    IndexedRejection, IngestAnswer, MAX_INGEST_BATCH, Reading, RejectedReading,
+    IndexedRejection, IngestAnswer, MAX_INGEST_BATCH, READING_BYTES, Reading, RejectedReading,
 };
 use crate::error::Error;
 
@@ -457,9 +457,6 @@ fn decode_segment(body: &str, count: u64) -> Option<Vec<Reading>> {
     }
     Some(readings)
 }
-
-/// About the bytes of one serialized reading, to size buffers once.
-const READING_BYTES: usize = 96;
 
 /// A segment's body for `readings`.
 fn encode_segment(readings: &[Reading]) -> Result<String, SinkError> {

@@ -688,7 +688,6 @@ pub(crate) enum ChunkOutcome {
         error: Error,
         maybe_stored: bool,
     },
-    NotSent(Vec<Reading>),
 }
 
 /// One reading the server refused, by its index in the request.
@@ -771,57 +770,52 @@ impl Ingest {
         }
 
         let total = readings.len() as u64;
-        // Chunks are cut as they are sent, so no reading is moved twice.
-        let mut rest = readings.into_iter();
-        let chunks = std::iter::from_fn(move || {
-            let chunk: Vec<Reading> = rest.by_ref().take(chunk_size).collect();
-            (!chunk.is_empty()).then_some(chunk)
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let accepted_so_far = Arc::new(AtomicU64::new(0));
-        let done_so_far = Arc::new(AtomicU64::new(0));
-        let requests = Arc::new(AtomicUsize::new(0));
-
-        let outcomes: Vec<(usize, ChunkOutcome)> = futures::stream::iter(chunks.enumerate())
-            .map(|(i, chunk)| {
-                let client = client.clone();
-                let opts = opts.clone();
-                let stop = stop.clone();
-                let progress = progress.clone();
-                let accepted_so_far = accepted_so_far.clone();
-                let done_so_far = done_so_far.clone();
-                let requests = requests.clone();
-                async move {
+        let stop = AtomicBool::new(false);
+        let accepted_so_far = AtomicU64::new(0);
+        let done_so_far = AtomicU64::new(0);
+        let requests = AtomicUsize::new(0);
+        // Each chunk is serialized straight from the caller's vector (no reading is moved into a
+        // chunk of its own); what became of each reading is settled by index afterwards. `None`:
+        // not sent, because an earlier chunk failed for good.
+        let (client, opts, progress) = (&client, &opts, &progress);
+        let (stop, accepted_so_far, done_so_far, requests) =
+            (&stop, &accepted_so_far, &done_so_far, &requests);
+        let mut answers: Vec<(usize, Option<IngestAnswer>)> =
+            futures::stream::iter(readings.chunks(chunk_size).enumerate())
+                .map(|(i, chunk)| async move {
                     if stop.load(Ordering::SeqCst) {
-                        return (i, ChunkOutcome::NotSent(chunk));
+                        return (i, None);
                     }
                     requests.fetch_add(1, Ordering::SeqCst);
-                    let n = chunk.len() as u64;
-                    let outcome = send_chunk(&client, chunk, &opts).await;
-                    match &outcome {
-                        ChunkOutcome::Done { accepted, .. } => {
+                    let answer = match ingest_body(chunk) {
+                        Ok(body) => send_ingest(client, body, chunk.len(), opts).await,
+                        Err(error) => IngestAnswer::Failed {
+                            error,
+                            maybe_stored: false,
+                        },
+                    };
+                    match &answer {
+                        IngestAnswer::Answered { accepted, .. } => {
                             accepted_so_far.fetch_add(*accepted, Ordering::SeqCst);
                         }
-                        ChunkOutcome::Failed { .. } => stop.store(true, Ordering::SeqCst),
-                        ChunkOutcome::NotSent(_) => {}
+                        IngestAnswer::Failed { .. } => stop.store(true, Ordering::SeqCst),
                     }
+                    let n = chunk.len() as u64;
                     let done = done_so_far.fetch_add(n, Ordering::SeqCst).saturating_add(n);
-                    if let Some(p) = &progress {
+                    if let Some(p) = progress {
                         p(IngestProgress {
                             accepted: accepted_so_far.load(Ordering::SeqCst),
                             done,
                             total,
                         });
                     }
-                    (i, outcome)
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+                    (i, Some(answer))
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        answers.sort_by_key(|(i, _)| *i);
 
-        let mut outcomes = outcomes;
-        outcomes.sort_by_key(|(i, _)| *i);
         let mut err = IngestError {
             accepted: 0,
             rejected: Vec::new(),
@@ -829,8 +823,15 @@ impl Ingest {
             unconfirmed: Vec::new(),
             error: None,
         };
-        for (_, outcome) in outcomes {
-            match outcome {
+        // One answer per chunk, in order: each settles the next `chunk_size` readings.
+        let mut rest = readings.into_iter();
+        for (_, answer) in answers {
+            let chunk = rest.by_ref().take(chunk_size);
+            let Some(answer) = answer else {
+                err.retryable.extend(chunk);
+                continue;
+            };
+            match settle(chunk, answer) {
                 ChunkOutcome::Done {
                     accepted,
                     mut rejected,
@@ -852,7 +853,6 @@ impl Ingest {
                     }
                     err.error.get_or_insert(error);
                 }
-                ChunkOutcome::NotSent(mut readings) => err.retryable.append(&mut readings),
             }
         }
         let requests = requests.load(Ordering::SeqCst) as u64;
@@ -886,15 +886,26 @@ pub(crate) fn maybe_stored(e: &Error) -> bool {
 }
 
 /// The body of `POST /telemetry/ingest` carrying `readings`: `{"readings":[…]}`.
+/// Written into a buffer sized once for the usual reading, not grown by doubling.
 pub(crate) fn ingest_body(readings: &[Reading]) -> Result<bytes::Bytes> {
     #[derive(Serialize)]
     struct Body<'a> {
         readings: &'a [Reading],
     }
-    serde_json::to_vec(&Body { readings })
-        .map(Into::into)
-        .map_err(|e| Error::invalid_input(format!("request body: {e}")))
+    let mut out = Vec::with_capacity(
+        readings
+            .len()
+            .saturating_mul(READING_BYTES)
+            .saturating_add(16),
+    );
+    serde_json::to_writer(&mut out, &Body { readings })
+        .map_err(|e| Error::invalid_input(format!("request body: {e}")))?;
+    Ok(out.into())
 }
+
+/// About the bytes of one serialized reading (`{"device_id":"dev_0042","metric":"power_kw",
+/// "ts":"2026-05-01T10:00:00Z","value":21.5}` is 82), to size buffers once.
+pub(crate) const READING_BYTES: usize = 96;
 
 /// Sends one chunk of at most [`MAX_INGEST_BATCH`] readings (paced against the `ingest` bucket)
 /// and classifies what became of each reading: [`Ingest`]'s and the in-memory sink's way to
@@ -914,7 +925,15 @@ pub(crate) async fn send_chunk(
             };
         }
     };
-    let (accepted, named, consistent) = match send_ingest(client, body, chunk.len(), opts).await {
+    let n = chunk.len();
+    settle(chunk.into_iter(), send_ingest(client, body, n, opts).await)
+}
+
+/// What became of each of the readings of one request, given the answer: the readings come in
+/// the order they were sent and are all taken (those accepted are dropped), so that a caller
+/// settling chunk after chunk from one iterator stays in step.
+fn settle(chunk: impl Iterator<Item = Reading>, answer: IngestAnswer) -> ChunkOutcome {
+    let (accepted, named, consistent) = match answer {
         IngestAnswer::Answered {
             accepted,
             rejected,
@@ -925,7 +944,7 @@ pub(crate) async fn send_chunk(
             maybe_stored,
         } => {
             return ChunkOutcome::Failed {
-                readings: chunk,
+                readings: chunk.collect(),
                 error,
                 maybe_stored,
             };
@@ -933,6 +952,7 @@ pub(crate) async fn send_chunk(
     };
     if consistent && named.is_empty() {
         // Every reading accepted: nothing to hand back.
+        chunk.for_each(drop);
         return ChunkOutcome::Done {
             accepted,
             rejected: Vec::new(),
@@ -943,7 +963,7 @@ pub(crate) async fn send_chunk(
     let mut unconfirmed = Vec::new();
     // `named` is ascending, like the enumeration.
     let mut named = named.into_iter().peekable();
-    for (i, reading) in chunk.into_iter().enumerate() {
+    for (i, reading) in chunk.enumerate() {
         match named.next_if(|r| r.index == i) {
             Some(r) => rejected.push(RejectedReading {
                 reading,
