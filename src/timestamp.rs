@@ -5,11 +5,18 @@
 //! then conversion to UTC), with the same result, but read the form nearly every response uses,
 //! `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, directly: chrono's general parser costs more than the
 //! rest of decoding a device, and a list of 100,000 devices carries 100,000 timestamps.
+//!
+//! A reading's timestamp is written by [`serialize`]: the same text as chrono's `Serialize`
+//! (`to_rfc3339_opts(SecondsFormat::AutoSi, true)`), without its formatting machinery, which
+//! costs a third of serializing a reading, and an ingest sends millions.
 
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use serde::Deserializer;
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Timelike,
+    Utc,
+};
+use serde::{Deserializer, Serializer};
 use serde::de::Visitor;
 
 /// Parses `s` as chrono's `Deserialize` for `DateTime<Utc>` does (`DateTime<FixedOffset>`'s
@@ -83,6 +90,83 @@ fn parse_utc_z(s: &str) -> Option<DateTime<Utc>> {
     let date = NaiveDate::from_ymd_opt(year, month, day)?;
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
     Some(NaiveDateTime::new(date, time).and_utc())
+}
+
+/// `serialize_with` for a `DateTime<Utc>` field: what chrono's `Serialize` writes.
+pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    let mut text = Text::default();
+    match write_utc_z(t, &mut text).and_then(|()| text.as_str()) {
+        Some(text) => s.serialize_str(text),
+        None => s.collect_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+    }
+}
+
+/// Room for `YYYY-MM-DDTHH:MM:SS.fffffffffZ` (30 bytes).
+#[derive(Default)]
+struct Text {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Text {
+    fn push(&mut self, b: u8) -> Option<()> {
+        *self.bytes.get_mut(self.len)? = b;
+        self.len = self.len.checked_add(1)?;
+        Some(())
+    }
+
+    /// `value` in exactly `width` decimal digits (`None` if it does not fit).
+    fn digits(&mut self, value: u32, width: u32) -> Option<()> {
+        let mut div = 10u32.checked_pow(width.checked_sub(1)?)?;
+        if value / div >= 10 {
+            return None;
+        }
+        loop {
+            let d = u8::try_from((value / div) % 10).ok()?;
+            self.push(b'0'.checked_add(d)?)?;
+            if div == 1 {
+                return Some(());
+            }
+            div /= 10;
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes.get(..self.len)?).ok()
+    }
+}
+
+/// `t` as chrono writes it with `SecondsFormat::AutoSi` and `Z`, for years 0 to 9999 and no
+/// leap second; `None` otherwise (chrono then writes it).
+fn write_utc_z(t: &DateTime<Utc>, out: &mut Text) -> Option<()> {
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    out.digits(year, 4)?;
+    out.push(b'-')?;
+    out.digits(t.month(), 2)?;
+    out.push(b'-')?;
+    out.digits(t.day(), 2)?;
+    out.push(b'T')?;
+    out.digits(t.hour(), 2)?;
+    out.push(b':')?;
+    out.digits(t.minute(), 2)?;
+    out.push(b':')?;
+    out.digits(t.second(), 2)?;
+    // AutoSi: no fraction, or milli-, micro- or nanoseconds, the fewest digits that hold it.
+    if nanos != 0 {
+        out.push(b'.')?;
+        if nanos % 1_000_000 == 0 {
+            out.digits(nanos / 1_000_000, 3)?;
+        } else if nanos % 1_000 == 0 {
+            out.digits(nanos / 1_000, 6)?;
+        } else {
+            out.digits(nanos, 9)?;
+        }
+    }
+    out.push(b'Z')
 }
 
 struct TimestampVisitor;
@@ -206,6 +290,29 @@ mod tests {
         assert!(serde_json::from_str::<Row>(r#"{}"#).is_err());
     }
 
+    #[test]
+    fn serialize_writes_what_chrono_writes() {
+        #[derive(serde::Serialize)]
+        struct Row(#[serde(serialize_with = "serialize")] DateTime<Utc>);
+        for s in [
+            "2026-01-05T07:15:00Z",
+            "2026-01-05T07:15:00.5Z",
+            "2026-01-05T07:15:00.000001Z",
+            "2026-01-05T07:15:00.123456789Z",
+            "0000-01-01T00:00:00Z",
+            "2016-12-31T23:59:60.5Z",
+            "+10000-01-01T00:00:00Z",
+            "-0001-12-31T23:59:59Z",
+        ] {
+            let t = s.parse::<DateTime<Utc>>().unwrap();
+            assert_eq!(
+                serde_json::to_string(&Row(t)).unwrap(),
+                serde_json::to_string(&t).unwrap(),
+                "{s}"
+            );
+        }
+    }
+
     fn timestamp_like() -> impl Strategy<Value = String> {
         (
             0u32..10_000,
@@ -229,6 +336,26 @@ mod tests {
         #[test]
         fn parse_is_chronos(s in timestamp_like()) {
             prop_assert_eq!(parse(&s).ok(), chrono_parse(&s));
+        }
+
+        /// Any instant (leap seconds and years past 9999 or before 0 included) is written as
+        /// chrono writes it.
+        #[test]
+        fn serialize_is_chronos(
+            secs in -100_000_000_000i64..300_000_000_000,
+            nanos in prop::sample::select(vec![0u32, 500_000_000, 1_000, 7, 999_999_999, 1_250_000_000]),
+            sub in 0u32..1_000_000_000,
+            exact in any::<bool>(),
+        ) {
+            #[derive(serde::Serialize)]
+            struct Row(#[serde(serialize_with = "serialize")] DateTime<Utc>);
+            let nanos = if exact { nanos } else { sub };
+            if let Some(t) = DateTime::<Utc>::from_timestamp(secs, nanos) {
+                prop_assert_eq!(
+                    serde_json::to_string(&Row(t)).unwrap(),
+                    serde_json::to_string(&t).unwrap()
+                );
+            }
         }
 
         /// On arbitrary text too (and nothing panics).

@@ -433,6 +433,7 @@ fn join_arrays<'a>(arrays: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>
 struct StoredReading<'a> {
     device_id: String,
     metric: String,
+    #[serde(deserialize_with = "crate::timestamp::required")]
     ts: DateTime<Utc>,
     #[serde(borrow)]
     value: &'a serde_json::value::RawValue,

@@ -47,7 +47,10 @@ pub struct Reading {
     /// The metric (`power_kw`).
     pub metric: String,
     /// When it was taken.
-    #[serde(deserialize_with = "crate::timestamp::required")]
+    #[serde(
+        deserialize_with = "crate::timestamp::required",
+        serialize_with = "crate::timestamp::serialize"
+    )]
     pub ts: DateTime<Utc>,
     /// The value.
     pub value: f64,
