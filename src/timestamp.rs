@@ -16,8 +16,8 @@ use chrono::{
     DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Timelike,
     Utc,
 };
-use serde::{Deserializer, Serializer};
 use serde::de::Visitor;
+use serde::{Deserializer, Serializer};
 
 /// Parses `s` as chrono's `Deserialize` for `DateTime<Utc>` does (`DateTime<FixedOffset>`'s
 /// `FromStr`, then UTC).
