@@ -573,6 +573,10 @@ struct Done {
     first: u64,
     readings: u64,
     report: IngestReport,
+    /// With a queue: the next full batch, claimed in the same trip to the file as this one's
+    /// resolution (it is `sending` now, so it is sent next).
+    #[cfg(feature = "store-forward")]
+    next: Option<super::store::Claimed>,
 }
 
 struct Worker {
@@ -743,6 +747,8 @@ impl Worker {
                         first,
                         readings: count,
                         report: memory_report(count, outcome),
+                        #[cfg(feature = "store-forward")]
+                        next: None,
                     }
                 }));
             }
@@ -759,7 +765,7 @@ impl Worker {
     /// With a queue: a claim finished; start its request.
     #[cfg(feature = "store-forward")]
     fn poll_claim(&mut self, cx: &mut Context<'_>) -> bool {
-        let Backlog::Durable { queue, claiming } = &mut self.backlog else {
+        let Backlog::Durable { claiming, .. } = &mut self.backlog else {
             return false;
         };
         let Some(handle) = claiming.as_mut() else {
@@ -780,24 +786,49 @@ impl Worker {
                 None
             }
         };
-        let Some(super::store::Claimed {
+        if let Some(claimed) = claimed {
+            self.send_claimed(claimed);
+        }
+        true
+    }
+
+    /// With a queue: starts the request of a claimed batch. When it went through and a full
+    /// batch is waiting, the same blocking call that records its outcome claims the next one,
+    /// so that a busy queue takes one trip to the file per request instead of two.
+    #[cfg(feature = "store-forward")]
+    fn send_claimed(&mut self, claimed: super::store::Claimed) {
+        let Backlog::Durable { queue, .. } = &self.backlog else {
+            return;
+        };
+        let super::store::Claimed {
             segments,
             readings: count,
             body,
-        }) = claimed
-        else {
-            return true;
-        };
+        } = claimed;
         let n = usize::try_from(count).unwrap_or(usize::MAX);
         self.inflight_readings = self.inflight_readings.saturating_add(count);
         self.shared.counters.requests.fetch_add(1, Ordering::SeqCst);
         let client = self.client.clone();
         let opts = self.opts.clone();
         let queue = queue.clone();
+        let batch_size = self.batch_size;
         self.inflight.push(Box::pin(async move {
             let answer = send_ingest(&client, body, n, &opts).await;
-            let resolved =
-                tokio::task::spawn_blocking(move || queue.resolve(&segments, answer)).await;
+            let resolved = tokio::task::spawn_blocking(move || {
+                let resolved = queue.resolve(&segments, answer);
+                let went_through =
+                    matches!(&resolved, Ok(r) if r.error.is_none() && r.requeued == 0);
+                let next = if went_through && queue.queued() >= batch_size as u64 {
+                    queue.claim(batch_size).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "store-and-forward queue: claim failed");
+                        None
+                    })
+                } else {
+                    None
+                };
+                (resolved, next)
+            })
+            .await;
             let mut report = IngestReport {
                 readings: count,
                 accepted: 0,
@@ -808,17 +839,22 @@ impl Worker {
                 requeued: 0,
                 error: None,
             };
+            let mut next = None;
             match resolved {
-                Ok(Ok(r)) => {
+                Ok((Ok(r), claimed)) => {
                     report.accepted = r.accepted;
                     report.possibly_duplicated = r.possibly_duplicated;
                     report.rejected = r.rejected;
                     report.requeued = r.requeued;
                     report.error = r.error;
+                    next = claimed;
                 }
                 // The outcome could not be recorded: the rows stay `sending` until the queue is
                 // opened again, when they are resent as possibly duplicated.
-                Ok(Err(e)) => report.error = Some(e.into()),
+                Ok((Err(e), claimed)) => {
+                    report.error = Some(e.into());
+                    next = claimed;
+                }
                 Err(e) => {
                     report.error =
                         Some(SinkError::Store(format!("the queue writer failed: {e}")).into());
@@ -828,10 +864,10 @@ impl Worker {
                 first: 0,
                 readings: count,
                 report,
+                next,
             }
         }));
         self.update_held();
-        true
     }
 
     fn finish(&mut self, done: Done) {
@@ -839,7 +875,13 @@ impl Worker {
             first,
             readings,
             report,
+            #[cfg(feature = "store-forward")]
+            next,
         } = done;
+        #[cfg(feature = "store-forward")]
+        if let Some(claimed) = next {
+            self.send_claimed(claimed);
+        }
         self.inflight_first.remove(&first);
         self.inflight_readings = self.inflight_readings.saturating_sub(readings);
         if matches!(self.backlog, Backlog::Memory(_)) {
