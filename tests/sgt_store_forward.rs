@@ -589,18 +589,8 @@ async fn a_version_1_file_is_migrated_and_every_reading_delivered_once() {
         // The file is version 2 now: segments of at most 1,000 readings, none mixing
         // maybe_sent and not.
         let conn = rusqlite::Connection::open(&file).unwrap();
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, 2);
-        let v1_left: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'readings'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(v1_left, 0);
+        assert_eq!(user_version(&conn), 2);
+        assert!(!has_table(&conn, "readings"));
         let mut stmt = conn
             .prepare("SELECT readings, maybe_sent, json_array_length(body), body FROM segments ORDER BY seq")
             .unwrap();
@@ -697,18 +687,8 @@ fn a_file_of_a_newer_schema_is_refused_and_left_alone() {
         other => panic!("{other:?}"),
     }
     let conn = rusqlite::Connection::open(&file).unwrap();
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 3);
-    let segments: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'segments'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(segments, 0, "nothing was created");
+    assert_eq!(user_version(&conn), 3);
+    assert!(!has_table(&conn, "segments"), "nothing was created");
     drop(conn);
     remove(&file);
 }
@@ -811,4 +791,22 @@ async fn rejections_by_index_map_back_to_readings_across_segments() {
     assert_eq!(queue.dropped(), 0);
     drop(queue);
     remove(&file);
+}
+
+/// A file's `PRAGMA user_version`.
+fn user_version(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Whether the file has a table (or index) of this name.
+fn has_table(conn: &rusqlite::Connection, name: &str) -> bool {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap();
+    n > 0
 }

@@ -188,17 +188,7 @@ impl QueueOptions {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(store)?;
         // Checked first, so that a file of a newer version is left exactly as it is.
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(store)?;
-        if version > SCHEMA_VERSION {
-            return Err(SinkError::Store(format!(
-                "{}: the queue file has schema version {version}, written by a newer version of \
-                 iot-sdk; this version reads versions 1 and {SCHEMA_VERSION} only (the file is \
-                 left as it is)",
-                path.display()
-            )));
-        }
+        refuse_newer(user_version(&conn)?, &path)?;
         // SQLite's default 4 KiB pages: measured against 8, 16 and 32 KiB for inserting, claiming
         // and deleting segments of 1,000 readings (figure 9), they write the fewest WAL bytes for
         // the small changes (a claim, a delete) and came out fastest.
@@ -233,16 +223,8 @@ impl QueueOptions {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(store)?;
         // Read again inside the transaction: another process may have migrated the file since.
-        let version: i64 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(store)?;
-        if version > SCHEMA_VERSION {
-            return Err(SinkError::Store(format!(
-                "{}: the queue file has schema version {version}, written by a newer version of \
-                 iot-sdk",
-                path.display()
-            )));
-        }
+        let version = user_version(&tx)?;
+        refuse_newer(version, &path)?;
         tx.execute_batch(SCHEMA).map_err(store)?;
         let mut migrated = Migrated::default();
         if version == 1 {
@@ -342,6 +324,25 @@ struct Inner {
     written_before: u64,
     dropped: AtomicU64,
     recovered: u64,
+}
+
+/// The file's `PRAGMA user_version`.
+fn user_version(conn: &Connection) -> Result<i64, SinkError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(store)
+}
+
+/// Refuses a file whose schema is newer than this version reads, leaving it as it is.
+fn refuse_newer(version: i64, path: &Path) -> Result<(), SinkError> {
+    if version > SCHEMA_VERSION {
+        return Err(SinkError::Store(format!(
+            "{}: the queue file has schema version {version}, written by a newer version of \
+             iot-sdk; this version reads versions 1 and {SCHEMA_VERSION} only (the file is left \
+             as it is)",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The pages the WAL may grow to before the queue's own connection checkpoints it itself.
