@@ -118,11 +118,11 @@ impl Text {
     /// `value` in exactly `width` decimal digits (`None` if it does not fit).
     fn digits(&mut self, value: u32, width: u32) -> Option<()> {
         let mut div = 10u32.checked_pow(width.checked_sub(1)?)?;
-        if value / div >= 10 {
+        if value.checked_div(div)? >= 10 {
             return None;
         }
         loop {
-            let d = u8::try_from((value / div) % 10).ok()?;
+            let d = u8::try_from(value.checked_div(div)? % 10).ok()?;
             self.push(b'0'.checked_add(d)?)?;
             if div == 1 {
                 return Some(());
