@@ -92,6 +92,10 @@ fn parse_utc_z(s: &str) -> Option<DateTime<Utc>> {
     Some(NaiveDateTime::new(date, time).and_utc())
 }
 
+#[allow(
+    dead_code,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
 /// `serialize_with` for a `DateTime<Utc>` field: what chrono's `Serialize` writes.
 pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     let mut text = Text::default();
@@ -101,6 +105,10 @@ pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok,
     }
 }
 
+#[allow(
+    dead_code,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
 /// Room for `YYYY-MM-DDTHH:MM:SS.fffffffffZ` (30 bytes).
 #[derive(Default)]
 struct Text {
@@ -108,6 +116,10 @@ struct Text {
     len: usize,
 }
 
+#[allow(
+    dead_code,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
 impl Text {
     fn push(&mut self, b: u8) -> Option<()> {
         *self.bytes.get_mut(self.len)? = b;
@@ -136,6 +148,10 @@ impl Text {
     }
 }
 
+#[allow(
+    dead_code,
+    reason = "some vendors need it and others do not; it is dead only in a build without them"
+)]
 /// `t` as chrono writes it with `SecondsFormat::AutoSi` and `Z`, for years 0 to 9999 and no
 /// leap second; `None` otherwise (chrono then writes it).
 fn write_utc_z(t: &DateTime<Utc>, out: &mut Text) -> Option<()> {
