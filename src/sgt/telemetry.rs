@@ -84,34 +84,34 @@ impl Reading {
         self
     }
 
-    /// Whether the reading can be sent: a device id, a metric, a finite value.
-    fn is_sendable(&self) -> bool {
-        !is_blank(self.device_id.as_str()) && !is_blank(&self.metric) && self.value.is_finite()
+    /// Why the reading cannot be sent, if it cannot: no device id, no metric, or a value that
+    /// is not a finite number.
+    fn problem(&self) -> Option<&'static str> {
+        if is_blank(self.device_id.as_str()) {
+            Some("has no device_id")
+        } else if is_blank(&self.metric) {
+            Some("has no metric")
+        } else if !self.value.is_finite() {
+            Some("has a value that is not a finite number (JSON cannot carry NaN or infinity)")
+        } else {
+            None
+        }
     }
 
-    /// The error for the first reading that cannot be sent (naming its index), if one cannot.
-    /// The usual batch, all sendable, is checked in one tight pass.
+    /// The error for the first reading that cannot be sent (naming its index), if one cannot:
+    /// one pass, and no error is built for a sendable reading.
     pub(crate) fn first_unsendable(readings: &[Reading]) -> Option<Error> {
-        if readings.iter().all(Reading::is_sendable) {
-            return None;
-        }
         readings
             .iter()
             .enumerate()
-            .find_map(|(i, r)| r.check(i).err())
+            .find_map(|(i, r)| r.problem().map(|p| unsendable(i, p)))
     }
 
     pub(crate) fn check(&self, index: usize) -> Result<()> {
-        let problem = if is_blank(self.device_id.as_str()) {
-            "has no device_id"
-        } else if is_blank(&self.metric) {
-            "has no metric"
-        } else if !self.value.is_finite() {
-            "has a value that is not a finite number (JSON cannot carry NaN or infinity)"
-        } else {
-            return Ok(());
-        };
-        Err(Error::invalid_input(format!("reading {index} {problem}")))
+        match self.problem() {
+            Some(p) => Err(unsendable(index, p)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -219,6 +219,10 @@ pub struct Export {
     /// The file format.
     #[serde(default)]
     pub format: Option<ExportFormat>,
+}
+
+fn unsendable(index: usize, problem: &str) -> Error {
+    Error::invalid_input(format!("reading {index} {problem}"))
 }
 
 /// Whether `s` is empty or all whitespace (`s.trim().is_empty()`), decided by the first byte when
