@@ -515,11 +515,13 @@ fn decode_segment(body: &str, count: u64) -> Option<Vec<Reading>> {
         return None;
     }
     let mut readings = Vec::with_capacity(stored.len());
-    for (i, s) in stored.into_iter().enumerate() {
+    for s in stored {
         let value: f64 = s.value.get().parse().ok()?;
         let mut r = Reading::new(DeviceId::from(s.device_id), s.metric, s.ts, value);
         r.supersedes = s.supersedes;
-        r.check(i).ok()?;
+        if r.problem().is_some() {
+            return None;
+        }
         readings.push(r);
     }
     Some(readings)
@@ -1149,7 +1151,7 @@ fn migrate_v1(tx: &Transaction<'_>) -> Result<Migrated, SinkError> {
             let sending = row.get::<_, String>(6).map_err(store)? == "sending";
             let row_attempts: i64 = row.get(7).map_err(store)?;
             let row_maybe = sending || row.get::<_, bool>(8).map_err(store)?;
-            let Some(reading) = reading.filter(|r| r.check(0).is_ok()) else {
+            let Some(reading) = reading.filter(|r| r.problem().is_none()) else {
                 migrated.unreadable = migrated.unreadable.saturating_add(1);
                 continue;
             };

@@ -86,7 +86,7 @@ impl Reading {
 
     /// Why the reading cannot be sent, if it cannot: no device id, no metric, or a value that
     /// is not a finite number.
-    fn problem(&self) -> Option<&'static str> {
+    pub(crate) fn problem(&self) -> Option<&'static str> {
         if is_blank(self.device_id.as_str()) {
             Some("has no device_id")
         } else if is_blank(&self.metric) {
@@ -105,13 +105,6 @@ impl Reading {
             .iter()
             .enumerate()
             .find_map(|(i, r)| r.problem().map(|p| unsendable(i, p)))
-    }
-
-    pub(crate) fn check(&self, index: usize) -> Result<()> {
-        match self.problem() {
-            Some(p) => Err(unsendable(index, p)),
-            None => Ok(()),
-        }
     }
 }
 
@@ -1071,47 +1064,40 @@ mod tests {
     #[test]
     fn reading_checks() {
         let ok = Reading::new("dev_1", "m", instant("2026-01-01T00:00:00Z"), 1.0);
-        assert!(ok.check(0).is_ok());
+        let first_bad = |bad: Reading| {
+            let batch = [ok.clone(), ok.clone(), ok.clone(), bad, ok.clone()];
+            Reading::first_unsendable(&batch).map(|e| e.to_string())
+        };
+        assert!(Reading::first_unsendable(std::slice::from_ref(&ok)).is_none());
+        let no_device = first_bad(Reading {
+            device_id: "".into(),
+            ..ok.clone()
+        });
         assert!(
-            Reading {
-                device_id: "".into(),
+            no_device
+                .as_deref()
+                .is_some_and(|m| m.contains("reading 3 has no device_id")),
+            "{no_device:?}"
+        );
+        let no_metric = first_bad(Reading {
+            metric: " ".into(),
+            ..ok.clone()
+        });
+        assert!(no_metric.is_some_and(|m| m.contains("reading 3 has no metric")));
+        for value in [f64::NAN, f64::INFINITY] {
+            let bad = first_bad(Reading {
+                value,
                 ..ok.clone()
-            }
-            .check(3)
-            .unwrap_err()
-            .to_string()
-            .contains("reading 3 has no device_id")
-        );
-        assert!(
-            Reading {
-                metric: " ".into(),
-                ..ok.clone()
-            }
-            .check(0)
-            .is_err()
-        );
-        assert!(
-            Reading {
-                value: f64::NAN,
-                ..ok.clone()
-            }
-            .check(0)
-            .is_err()
-        );
-        assert!(
-            Reading {
-                value: f64::INFINITY,
-                ..ok
-            }
-            .check(0)
-            .is_err()
-        );
+            });
+            assert!(bad.is_some_and(|m| m.contains("reading 3 has a value that is not a finite number")));
+        }
     }
 
     proptest::proptest! {
-        /// The one-pass check of a batch names the same first bad reading as checking each.
+        /// The batch check names the first reading that trimming finds blank or whose value is
+        /// not finite.
         #[test]
-        fn first_unsendable_is_the_first_failed_check(
+        fn first_unsendable_names_the_first_bad_reading(
             rows in proptest::collection::vec(
                 (
                     "[ \t\u{a0}d]{0,2}",
@@ -1131,13 +1117,22 @@ mod tests {
                 .collect();
             let expected = readings
                 .iter()
-                .enumerate()
-                .find_map(|(i, r)| r.check(i).err())
-                .map(|e| e.to_string());
-            proptest::prop_assert_eq!(
-                Reading::first_unsendable(&readings).map(|e| e.to_string()),
-                expected
-            );
+                .position(|r| {
+                    r.device_id.as_str().trim().is_empty()
+                        || r.metric.trim().is_empty()
+                        || !r.value.is_finite()
+                })
+                .map(|i| i.to_string());
+            // The first bad reading (by trimming, not the first-byte shortcut) is the one named.
+            let named = Reading::first_unsendable(&readings).map(|e| {
+                e.to_string()
+                    .split_whitespace()
+                    .skip_while(|w| *w != "reading")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            proptest::prop_assert_eq!(named, expected);
         }
 
         /// The first-byte shortcut of `is_blank` agrees with trimming, whitespace of every kind
