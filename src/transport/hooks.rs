@@ -160,22 +160,23 @@ impl Transport {
             })
     }
 
-    /// Sends an attempt: through the `before_send_sensitive` hooks when there are interceptors.
-    pub(super) async fn execute(
+    /// Starts an attempt: through the `before_send_sensitive` hooks when there are interceptors.
+    /// The outer `Err` is final (a hook refused it); the future is reqwest's own, so an attempt's
+    /// future does not also hold the request while it waits for the response.
+    pub(super) fn execute(
         &self,
         request: reqwest::Request,
         info: &RequestInfo,
         redactor: &Redactor,
-    ) -> Result<reqwest::Result<reqwest::Response>> {
+    ) -> Result<impl Future<Output = reqwest::Result<reqwest::Response>> + Send + use<>> {
         let i = &self.inner;
-        if i.interceptors.is_empty() {
-            return Ok(i.http.execute(request).await);
+        if !i.interceptors.is_empty() {
+            i.interceptors
+                .run("before_send_sensitive", info, redactor, |hook| {
+                    hook.before_send_sensitive(&request)
+                })?;
         }
-        i.interceptors
-            .run("before_send_sensitive", info, redactor, |hook| {
-                hook.before_send_sensitive(&request)
-            })?;
-        Ok(i.http.execute(request).await)
+        Ok(i.http.execute(request))
     }
 
     /// The `after_attempt` hooks.

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use std::future::Future;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use super::decode::api_error;
@@ -12,7 +14,7 @@ use super::hooks::{attempt_span, in_span, record_error, record_response};
 use super::{Request, Response, Transport};
 use crate::auth::{ApiKey, Redactor};
 use crate::error::{Error, RequestInfo, Result, TransportError, TransportErrorKind};
-use crate::retry::{FailureKind, RetryDecision};
+use crate::retry::{FailureKind, RetryDecision, RetryPolicy};
 
 /// Never sleep longer than this between attempts, whatever the configuration says.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
@@ -31,6 +33,14 @@ struct AttemptFailure {
     elapsed: Duration,
 }
 
+/// Where a call's retries stand, for [`Transport::after_failure`].
+struct Retrying<'a> {
+    started: Instant,
+    attempt: u32,
+    max_attempts: &'a mut u32,
+    reauthenticated: &'a mut bool,
+}
+
 impl Transport {
     /// Sends `req` until it succeeds, fails for good, or the retry policy says stop.
     pub(super) async fn send_with_retries(
@@ -42,7 +52,8 @@ impl Transport {
     ) -> Result<Response> {
         let policy = req.retry.as_deref().unwrap_or(&self.inner.retry);
         let started = Instant::now();
-        let mut delays = policy.delays();
+        // The policy's pauses, made at the first failure (most calls never need them).
+        let mut delays: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
         let mut max_attempts = policy.max_attempts();
         let mut reauthenticated = false;
         let mut attempt: u32 = 0;
@@ -51,8 +62,11 @@ impl Transport {
             *attempts = attempt;
             let span = attempt_span(self.inner.vendor.name, &req.method, url, attempt);
             let failed = {
-                let outcome = std::pin::pin!(self.attempt(req, url, info, attempt));
-                match in_span(&span, outcome).await {
+                // Boxed: an attempt's future is most of a call's, and a call's future is boxed
+                // itself; two allocations the allocator serves from its small-size caches cost
+                // less than one large one.
+                let mut outcome = Box::pin(self.attempt(req, url, info, attempt));
+                match in_span(&span, outcome.as_mut()).await {
                     Err(e) => {
                         record_error(&span, &e);
                         return Err(e);
@@ -78,66 +92,103 @@ impl Transport {
             };
             record_error(&span, &failed.error);
             drop(span);
-            let AttemptFailure {
-                kind,
-                error,
-                retry_after,
-                key,
-                status,
-                headers,
-                elapsed,
-            } = failed;
-            let hook = |delay| {
-                let h = headers.as_ref();
-                self.after_attempt(info, attempt, status, h, elapsed, Some(&error), delay)
-            };
+            // The way to the next attempt (a refreshed token, or a pause) is a future of its
+            // own, allocated only when an attempt failed, so that a call's future does not
+            // carry its state the whole time.
+            let next = self.after_failure(
+                req,
+                info,
+                policy,
+                delays.get_or_insert_with(|| Box::new(policy.delays())),
+                Retrying {
+                    started,
+                    attempt,
+                    max_attempts: &mut max_attempts,
+                    reauthenticated: &mut reauthenticated,
+                },
+                failed,
+            );
+            Box::pin(next).await?;
+        }
+    }
 
-            if kind == FailureKind::Status(401) && !reauthenticated {
-                if let Some(key) = key {
-                    if self.inner.auth.refresh_after_401(&key).await? {
-                        hook(Some(Duration::ZERO))?;
-                        tracing::info!(attempt, "401: refreshed the token, sending again");
-                        reauthenticated = true;
-                        max_attempts = max_attempts.saturating_add(1);
-                        continue;
-                    }
+    /// After a failed attempt: `Ok` when the call goes on to its next attempt (after a refreshed
+    /// token, or the retry policy's pause), the final error otherwise.
+    async fn after_failure(
+        &self,
+        req: &Request,
+        info: &RequestInfo,
+        policy: &RetryPolicy,
+        delays: &mut (dyn Iterator<Item = Duration> + Send),
+        retrying: Retrying<'_>,
+        failed: AttemptFailure,
+    ) -> Result<()> {
+        let Retrying {
+            started,
+            attempt,
+            max_attempts,
+            reauthenticated,
+        } = retrying;
+        let AttemptFailure {
+            kind,
+            error,
+            retry_after,
+            key,
+            status,
+            headers,
+            elapsed,
+        } = failed;
+        let hook = |delay| {
+            let h = headers.as_ref();
+            self.after_attempt(info, attempt, status, h, elapsed, Some(&error), delay)
+        };
+
+        if kind == FailureKind::Status(401) && !*reauthenticated {
+            if let Some(key) = key {
+                if self.inner.auth.refresh_after_401(&key).await? {
+                    hook(Some(Duration::ZERO))?;
+                    tracing::info!(attempt, "401: refreshed the token, sending again");
+                    *reauthenticated = true;
+                    *max_attempts = max_attempts.saturating_add(1);
+                    return Ok(());
                 }
             }
-
-            let rule = self.rule_verdict(req, info, attempt, kind, &error)?;
-            let decision = RetryDecision {
-                kind,
-                idempotent: req.idempotent,
-                attempt,
-                max_attempts,
-                retry_after,
-                elapsed: started.elapsed(),
-                rule,
-            };
-            let verdict = policy.next_delay(
-                &decision,
-                delays.next(),
-                self.inner.vendor.safe_statuses,
-                &self.inner.budget,
-            );
-            let delay = match verdict {
-                Ok(d) => d,
-                Err(why) => {
-                    tracing::debug!(attempt, reason = why, "not retrying");
-                    hook(None)?;
-                    return Err(with_attempts(error, attempt));
-                }
-            };
-            hook(Some(delay.min(MAX_SLEEP)))?;
-            tracing::info!(
-                attempt,
-                failure = ?kind,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                request_id = error.request_id().unwrap_or(""),
-                "retrying",
-            );
-            tokio::time::sleep(delay.min(MAX_SLEEP)).await;
         }
+
+        let rule = self.rule_verdict(req, info, attempt, kind, &error)?;
+        let decision = RetryDecision {
+            kind,
+            idempotent: req.idempotent,
+            attempt,
+            max_attempts: *max_attempts,
+            retry_after,
+            elapsed: started.elapsed(),
+            rule,
+        };
+        let verdict = policy.next_delay(
+            &decision,
+            delays.next(),
+            self.inner.vendor.safe_statuses,
+            &self.inner.budget,
+        );
+        let delay = match verdict {
+            Ok(d) => d,
+            Err(why) => {
+                tracing::debug!(attempt, reason = why, "not retrying");
+                hook(None)?;
+                return Err(with_attempts(error, attempt));
+            }
+        };
+        hook(Some(delay.min(MAX_SLEEP)))?;
+        tracing::info!(
+            attempt,
+            failure = ?kind,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            request_id = error.request_id().unwrap_or(""),
+            "retrying",
+        );
+        tokio::time::sleep(delay.min(MAX_SLEEP)).await;
+        Ok(())
     }
 
     /// One attempt. The outer `Err` is final (a token source failed); the inner one may be retried.
@@ -173,34 +224,6 @@ impl Transport {
                     .chain(&req.secrets),
             )
         };
-        let mut rb = i.http.request(req.method.clone(), url.clone());
-        match req.timeout {
-            Some(t) => rb = rb.timeout(t),
-            None if !i.client_has_timeout => rb = rb.timeout(i.timeout),
-            None => {}
-        }
-        let mut request = rb.build();
-        if let Ok(request) = &mut request {
-            // Headers are inserted one by one (values are shared, not copied) rather than by
-            // cloning whole header maps on every attempt.
-            let headers = request.headers_mut();
-            for (name, value) in &i.default_headers {
-                headers.insert(name.clone(), value.clone());
-            }
-            for (name, value) in &req.headers {
-                headers.insert(name.clone(), value.clone());
-            }
-            // Interceptors see the headers before the credential is added.
-            self.before_attempt(headers, info, attempt, &redactor)?;
-            if let Some((name, value)) = auth {
-                headers.insert(name, value);
-            }
-            if let Some((content_type, body)) = &req.body {
-                headers.insert(CONTENT_TYPE, content_type.clone());
-                *request.body_mut() = Some(body.clone().into());
-            }
-        }
-
         let bucket = req
             .pacing
             .unwrap_or_else(|| ((i.vendor.bucket_for)(&req.method, url.path()), 1));
@@ -209,32 +232,20 @@ impl Transport {
         }
 
         let started = Instant::now();
-        let sent = match request {
-            Ok(request) => self.execute(request, info, &redactor).await?,
+        let sent = match self.start_attempt(req, url, info, attempt, auth, &redactor)? {
+            Ok(response) => response.await,
             Err(e) => Err(e),
         };
         let mut resp = match sent {
             Ok(r) => r,
-            Err(e) => {
-                let kind = classify(&e);
-                tracing::debug!(attempt, kind = ?kind, "attempt failed before a response");
-                return Ok(Err(AttemptFailure {
-                    kind: FailureKind::of_transport(kind),
-                    error: transport_error(kind, info, describe_reqwest(&e), Some(e)),
-                    retry_after: None,
-                    key,
-                    status: None,
-                    headers: None,
-                    elapsed: started.elapsed(),
-                }));
-            }
+            Err(e) => return Ok(Err(failed_before_response(e, info, attempt, key, started))),
         };
         let status = resp.status();
         // Taken, not cloned: reading the body needs only its framing, which hyper keeps.
         let mut headers = std::mem::take(resp.headers_mut());
         super::super::intercept::strip_credentials(&mut headers, &redactor);
         let received = SystemTime::now();
-        let body = match read_body(resp, i.max_response_bytes).await {
+        let body = match read_body(&mut resp, i.max_response_bytes).await {
             Ok(b) => b,
             Err((kind, msg, source)) => {
                 tracing::debug!(attempt, status = status.as_u16(), "reading the body failed");
@@ -282,6 +293,75 @@ impl Transport {
             headers: Some(headers),
             elapsed,
         }))
+    }
+}
+
+impl Transport {
+    /// Builds the attempt's request (default headers, the request's own, the `before_attempt`
+    /// hooks, then the credential and body) and starts it. The outer `Err` is final (a hook
+    /// refused); the inner one is a request reqwest could not build.
+    fn start_attempt(
+        &self,
+        req: &Request,
+        url: &Url,
+        info: &RequestInfo,
+        attempt: u32,
+        auth: Option<(HeaderName, HeaderValue)>,
+        redactor: &Redactor,
+    ) -> Result<
+        reqwest::Result<impl Future<Output = reqwest::Result<reqwest::Response>> + Send + use<>>,
+    > {
+        let i = &self.inner;
+        let mut rb = i.http.request(req.method.clone(), url.clone());
+        match req.timeout {
+            Some(t) => rb = rb.timeout(t),
+            None if !i.client_has_timeout => rb = rb.timeout(i.timeout),
+            None => {}
+        }
+        let mut request = match rb.build() {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Headers are inserted one by one (values are shared, not copied) rather than by
+        // cloning whole header maps on every attempt.
+        let headers = request.headers_mut();
+        for (name, value) in &i.default_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &req.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        // Interceptors see the headers before the credential is added.
+        self.before_attempt(headers, info, attempt, redactor)?;
+        if let Some((name, value)) = auth {
+            headers.insert(name, value);
+        }
+        if let Some((content_type, body)) = &req.body {
+            headers.insert(CONTENT_TYPE, content_type.clone());
+            *request.body_mut() = Some(body.clone().into());
+        }
+        self.execute(request, info, redactor).map(Ok)
+    }
+}
+
+/// The failure of an attempt that got no response.
+fn failed_before_response(
+    e: reqwest::Error,
+    info: &RequestInfo,
+    attempt: u32,
+    key: Option<ApiKey>,
+    started: Instant,
+) -> AttemptFailure {
+    let kind = classify(&e);
+    tracing::debug!(attempt, kind = ?kind, "attempt failed before a response");
+    AttemptFailure {
+        kind: FailureKind::of_transport(kind),
+        error: transport_error(kind, info, describe_reqwest(&e), Some(e)),
+        retry_after: None,
+        key,
+        status: None,
+        headers: None,
+        elapsed: started.elapsed(),
     }
 }
 
@@ -341,12 +421,13 @@ fn transport_error(
 
 type BodyError = (TransportErrorKind, String, Option<reqwest::Error>);
 
-/// Reads the body, refusing one over `max` bytes. A body of known length is taken as hyper
-/// collected it (its framing holds it to the declared length, so the size check before reading
-/// is the cap); one of unknown length is read chunk by chunk, counted against `max`, and joined
-/// once at the end (not at all when it came in one chunk).
+/// Reads the body, refusing one over `max` bytes: at once when its declared length is larger
+/// (hyper's framing holds a body to its declared length), otherwise as soon as the chunks read
+/// add up to more. A body that came in one chunk is returned as it is; others are joined once at
+/// the end. The future holds one chunk's future and the chunks read, so that it stays small inside
+/// every call's future.
 async fn read_body(
-    mut resp: reqwest::Response,
+    resp: &mut reqwest::Response,
     max: usize,
 ) -> std::result::Result<Bytes, BodyError> {
     let too_large = || {
@@ -365,25 +446,32 @@ async fn read_body(
         let msg = format!("reading the response body failed: {}", describe_reqwest(&e));
         (kind, msg, Some(e))
     };
-    match resp.content_length() {
-        Some(n) if n > max as u64 => return Err(too_large()),
-        Some(_) => return resp.bytes().await.map_err(failed),
-        None => {}
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
     }
-    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<Bytes> = Vec::new();
     let mut len: usize = 0;
     while let Some(chunk) = resp.chunk().await.map_err(failed)? {
         len = len.saturating_add(chunk.len());
         if len > max {
             return Err(too_large());
         }
-        chunks.push(chunk);
+        if first.is_none() {
+            first = Some(chunk);
+        } else {
+            more.push(chunk);
+        }
     }
-    if chunks.len() <= 1 {
-        return Ok(chunks.pop().unwrap_or_default());
+    let Some(first) = first else {
+        return Ok(Bytes::new());
+    };
+    if more.is_empty() {
+        return Ok(first);
     }
     let mut body = BytesMut::with_capacity(len);
-    for chunk in chunks {
+    body.extend_from_slice(&first);
+    for chunk in more {
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
