@@ -71,6 +71,12 @@ macro_rules! id_type {
             }
         }
 
+        impl From<$name> for std::borrow::Cow<'static, str> {
+            fn from(id: $name) -> Self {
+                std::borrow::Cow::Owned(id.0)
+            }
+        }
+
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
                 self.0 == other
@@ -82,6 +88,14 @@ macro_rules! id_type {
                 self.0 == *other
             }
         }
+    };
+}
+
+/// The path segments of a request, each made a [`crate::transport::Segment`]: resource names
+/// (`"devices"`) are borrowed, ids are moved in.
+macro_rules! segments {
+    ($($segment:expr),+ $(,)?) => {
+        [$(std::borrow::Cow::<'static, str>::from($segment)),+]
     };
 }
 

@@ -46,7 +46,7 @@ use crate::call::Call;
 use crate::envelope::{RawPage, no_content, send_one};
 use crate::error::{DecodeError, Error, RequestInfo, Result, snippet};
 use crate::list::List;
-use crate::transport::{Request, ResponseMeta, Transport};
+use crate::transport::{Request, ResponseMeta, Segment, Transport};
 
 /// Headers a raw call may not set: the credential is the builder's.
 const REFUSED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "x-sepolo-api-key"];
@@ -70,7 +70,10 @@ impl Raw {
     {
         RawRequest {
             transport: self.transport.clone(),
-            request: Ok(Request::new(method, segments)),
+            request: Ok(Request::new(
+                method,
+                segments.into_iter().map(|s| Segment::Owned(s.into())),
+            )),
         }
     }
 

@@ -199,7 +199,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn me(&self) -> Call<Me> {
-        let req = Ok(Request::new(Method::GET, ["api", "v1", "me"]));
+        let req = Ok(Request::new(Method::GET, segments!["api", "v1", "me"]));
         Call::new(self.transport.clone(), req, Wire::call)
     }
 

@@ -239,7 +239,7 @@ impl Devices {
     /// # Ok(()) }
     /// ```
     pub fn create(&self, device: NewDevice) -> Call<Device> {
-        let req = Request::new(Method::POST, ["devices"]).json(&device);
+        let req = Request::new(Method::POST, segments!["devices"]).json(&device);
         Call::new(self.transport(), req, device_with_etag)
     }
 
@@ -253,7 +253,7 @@ impl Devices {
     /// ```
     pub fn get(&self, id: impl Into<DeviceId>) -> Call<Device> {
         let id = id.into();
-        let req = Ok(Request::new(Method::GET, ["devices", id.as_str()]));
+        let req = Ok(Request::new(Method::GET, segments!["devices", id]));
         Call::new(self.transport(), req, device_with_etag)
     }
 
@@ -273,7 +273,7 @@ impl Devices {
     /// ```
     pub fn update(&self, id: impl Into<DeviceId>, update: DeviceUpdate) -> Call<Device> {
         let id = id.into();
-        let req = Request::new(Method::PATCH, ["devices", id.as_str()]).json(&update);
+        let req = Request::new(Method::PATCH, segments!["devices", id]).json(&update);
         Call::new(self.transport(), req, device_with_etag)
     }
 
@@ -340,7 +340,7 @@ impl Devices {
     /// Decommissions a device (soft delete: its data is retained per the retention policy).
     pub fn delete(&self, id: impl Into<DeviceId>) -> Call<()> {
         let id = id.into();
-        let req = Ok(Request::new(Method::DELETE, ["devices", id.as_str()]));
+        let req = Ok(Request::new(Method::DELETE, segments!["devices", id]));
         Call::new(self.transport(), req, no_content)
     }
 
@@ -359,14 +359,14 @@ impl Devices {
         struct Body {
             command: DeviceCommand,
         }
-        let req = Request::new(Method::POST, ["devices", id.as_str(), "commands"])
+        let req = Request::new(Method::POST, segments!["devices", id, "commands"])
             .json(&Body { command });
         Call::new(self.transport(), req, Wire::call)
     }
 
     /// The approximate number of devices.
     pub fn count(&self) -> Call<DeviceCount> {
-        let req = Ok(Request::new(Method::GET, ["devices", "count"]));
+        let req = Ok(Request::new(Method::GET, segments!["devices", "count"]));
         Call::new(self.transport(), req, Wire::call)
     }
 }

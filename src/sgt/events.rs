@@ -147,8 +147,8 @@ impl Events {
         self.state_change(id.into(), "clear")
     }
 
-    fn state_change(&self, id: EventId, action: &str) -> Call<Event> {
-        let req = Request::new(Method::POST, ["events", id.as_str(), action]).idempotent(true);
+    fn state_change(&self, id: EventId, action: &'static str) -> Call<Event> {
+        let req = Request::new(Method::POST, segments!["events", id, action]).idempotent(true);
         Call::new(self.transport(), Ok(req), Wire::call)
     }
 
@@ -173,7 +173,7 @@ impl Events {
         let req = if note.trim().is_empty() {
             Err(Error::invalid_input("the note is empty"))
         } else {
-            Request::new(Method::POST, ["events", id.as_str(), "comment"])
+            Request::new(Method::POST, segments!["events", id, "comment"])
                 .json(&Body { note: &note })
         };
         Call::new(self.transport(), req, Wire::call)

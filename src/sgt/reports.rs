@@ -211,7 +211,7 @@ impl Reports {
     /// ```
     pub fn get(&self, id: impl Into<ReportId>) -> Call<Report> {
         let id = id.into();
-        let req = Ok(Request::new(Method::GET, ["reports", id.as_str()]));
+        let req = Ok(Request::new(Method::GET, segments!["reports", id]));
         Call::new(self.transport(), req, Wire::call)
     }
 
@@ -260,7 +260,7 @@ impl CreateReport {
 
     /// Requests the run.
     pub async fn send(self) -> Result<ReportRun> {
-        let req = Request::new(Method::POST, ["reports"]).json(&self.report);
+        let req = Request::new(Method::POST, segments!["reports"]).json(&self.report);
         let mut call: Call<Report> = Call::new(self.reports.transport(), req, Wire::call);
         if let Some(p) = self.opts.retry {
             call = call.with_retry_policy(p);

@@ -359,7 +359,7 @@ impl Telemetry {
         let req = check_series(&device_id, &metric)
             .and_then(|()| check_range(from, to))
             .and_then(|()| {
-                Request::new(Method::GET, ["telemetry", "export"]).query(&Q {
+                Request::new(Method::GET, segments!["telemetry", "export"]).query(&Q {
                     device_id,
                     metric,
                     from,
@@ -468,7 +468,7 @@ impl AggregateTelemetry {
         }
         let mut points = Vec::new();
         for (from, to) in windows(self.from, self.to, window) {
-            let req = Request::new(Method::GET, ["telemetry", "aggregate"]).query(&Q {
+            let req = Request::new(Method::GET, segments!["telemetry", "aggregate"]).query(&Q {
                 device_id: &self.device_id,
                 metric: &self.metric,
                 from,
@@ -990,7 +990,7 @@ pub(crate) async fn send_ingest(
     n: usize,
     opts: &CallOptions,
 ) -> IngestAnswer {
-    let req = Request::new(Method::POST, ["telemetry", "ingest"])
+    let req = Request::new(Method::POST, segments!["telemetry", "ingest"])
         .json_bytes(body)
         .pacing(
             super::RateBucket::Ingest,

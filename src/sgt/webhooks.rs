@@ -255,7 +255,7 @@ impl Webhooks {
     /// ```
     pub fn create(&self, webhook: NewWebhook) -> Call<CreatedWebhook> {
         let req = check_receiver_url(&webhook.url).and_then(|()| {
-            Request::new(Method::POST, ["webhooks"])
+            Request::new(Method::POST, segments!["webhooks"])
                 .json(&webhook)
                 .map(Request::sensitive_response)
         });
@@ -287,7 +287,7 @@ impl Webhooks {
             Some(url) => check_receiver_url(url),
             None => Ok(()),
         }
-        .and_then(|()| Request::new(Method::PATCH, ["webhooks", id.as_str()]).json(&update))
+        .and_then(|()| Request::new(Method::PATCH, segments!["webhooks", id]).json(&update))
         .map(Request::sensitive_response);
         Call::new(self.transport(), req, updated_webhook)
     }
@@ -301,7 +301,7 @@ impl Webhooks {
     /// ```
     pub fn delete(&self, id: impl Into<WebhookId>) -> Call<()> {
         let id = id.into();
-        let req = Ok(Request::new(Method::DELETE, ["webhooks", id.as_str()]));
+        let req = Ok(Request::new(Method::DELETE, segments!["webhooks", id]));
         Call::new(self.transport(), req, no_content)
     }
 
@@ -317,7 +317,7 @@ impl Webhooks {
         let id = id.into();
         let req = Ok(Request::new(
             Method::POST,
-            ["webhooks", id.as_str(), "test"],
+            segments!["webhooks", id, "test"],
         ));
         Call::new(self.transport(), req, Wire::call)
     }

@@ -172,7 +172,7 @@ impl Alerts {
     /// `GET /v1/alerts/{id}`.
     pub fn get(&self, id: impl Into<AlertId>) -> Call<Alert> {
         let id = id.into();
-        self.client.get(&["alerts", id.as_str()])
+        self.client.get(segments!["alerts", id])
     }
 
     /// `GET /v1/alerts/{id}/history`: the latest firings, at most `limit` (1 to 100; `None`:
@@ -193,7 +193,7 @@ impl Alerts {
             limit: Option<u32>,
         }
         let req = check_page_size("limit", limit, MAX_PAGE_SIZE).and_then(|()| {
-            Request::new(Method::GET, ["alerts", id.as_str(), "history"]).query(&Q { limit })
+            Request::new(Method::GET, segments!["alerts", id, "history"]).query(&Q { limit })
         });
         Call::new(self.client.transport.clone(), req, Wire::call)
     }

@@ -210,7 +210,7 @@ impl Devices {
     /// `GET /v1/devices/{id}`.
     pub fn get(&self, id: impl Into<DeviceId>) -> Call<Device> {
         let id = id.into();
-        self.client.get(&["devices", id.as_str()])
+        self.client.get(segments!["devices", id])
     }
 
     /// `GET /v1/devices/{id}/telemetry/latest`: `None` when the device has no readings yet.
@@ -225,7 +225,7 @@ impl Devices {
     pub fn latest(&self, id: impl Into<DeviceId>) -> Call<Option<Reading>> {
         let id = id.into();
         self.client
-            .get(&["devices", id.as_str(), "telemetry", "latest"])
+            .get(segments!["devices", id, "telemetry", "latest"])
     }
 
     /// `GET /v1/devices/{id}/telemetry`: readings over a range, with the effective query.
@@ -277,11 +277,14 @@ impl TelemetryQuery {
             #[serde(skip_serializing_if = "Option::is_none")]
             limit: Option<u32>,
         }
-        let req =
-            Request::new(Method::GET, ["devices", self.id.as_str(), "telemetry"]).query(&Q {
-                range: self.range,
-                limit: self.limit,
-            })?;
+        let req = Request::new(
+            Method::GET,
+            segments!["devices", self.id.clone(), "telemetry"],
+        )
+        .query(&Q {
+            range: self.range,
+            limit: self.limit,
+        })?;
         let (history, _) = self
             .client
             .transport

@@ -33,7 +33,7 @@ use crate::envelope::{Envelope, One, RawPage};
 use crate::error::Result;
 use crate::list::{Paging, TokenParam};
 use crate::rate_limit::{AllCalls, Bucket, RateLimit};
-use crate::transport::{Request, Transport, TransportBuilder};
+use crate::transport::{Request, Segment, Transport, TransportBuilder};
 use crate::vendor::Vendor;
 
 pub mod account;
@@ -167,12 +167,12 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn usage(&self) -> Call<AccountUsage> {
-        self.get(&["account", "usage"])
+        self.get(segments!["account", "usage"])
     }
 
     /// `GET /v1/account/keys`: metadata of the account's API keys (never the keys).
     pub fn api_keys(&self) -> Call<Vec<ApiKeyInfo>> {
-        self.get(&["account", "keys"])
+        self.get(segments!["account", "keys"])
     }
 
     /// The rate-limit state of the latest response (per-minute and daily).
@@ -198,8 +198,11 @@ impl Client {
         self.transport.base_url()
     }
 
-    pub(crate) fn get<T: DeserializeOwned + Send + 'static>(&self, segments: &[&str]) -> Call<T> {
-        let req = Ok(Request::new(Method::GET, segments.iter().copied()));
+    pub(crate) fn get<T: DeserializeOwned + Send + 'static, const N: usize>(
+        &self,
+        segments: [Segment; N],
+    ) -> Call<T> {
+        let req = Ok(Request::new(Method::GET, segments));
         Call::new(self.transport.clone(), req, Wire::call)
     }
 

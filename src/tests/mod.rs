@@ -181,11 +181,11 @@ pub(crate) async fn catch_all(server: &MockServer) {
 }
 
 pub(crate) fn get(segments: &[&str]) -> Request {
-    Request::new(Method::GET, segments.iter().copied())
+    Request::new(Method::GET, segments.iter().map(|s| (*s).to_owned()))
 }
 
 pub(crate) fn post(segments: &[&str]) -> Request {
-    Request::new(Method::POST, segments.iter().copied())
+    Request::new(Method::POST, segments.iter().map(|s| (*s).to_owned()))
 }
 
 /// A port on 127.0.0.1 that nothing listens on.

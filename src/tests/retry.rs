@@ -61,9 +61,9 @@ matrix! {
 
 #[tokio::test]
 async fn patch_marked_idempotent_retries_500() {
-    let req = Request::new(Method::PATCH, ["r"]).idempotent(true);
+    let req = Request::new(Method::PATCH, segments!["r"]).idempotent(true);
     assert_eq!(count_for::<TestVendor>(500, req).await.0, 3);
-    let req = Request::new(Method::PATCH, ["r"]);
+    let req = Request::new(Method::PATCH, segments!["r"]);
     assert_eq!(count_for::<TestVendor>(500, req).await.0, 1);
 }
 

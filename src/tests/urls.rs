@@ -63,7 +63,7 @@ async fn dot_segments_and_empty_ids_are_refused_before_sending() {
     let t = client(&server);
     for bad in ["..", ".", ""] {
         let err = t
-            .send(&Request::new(Method::DELETE, ["devices", bad]))
+            .send(&Request::new(Method::DELETE, segments!["devices", bad]))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidInput(_)), "{bad:?}: {err:?}");

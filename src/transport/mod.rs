@@ -41,7 +41,7 @@ pub use meta::ResponseMeta;
 #[cfg(test)]
 pub(crate) use meta::string_at;
 use request::Target;
-pub(crate) use request::{Request, check_segment};
+pub(crate) use request::{Request, Segment, check_segment};
 /// The SDK's own product token, sent in `User-Agent`.
 pub(crate) const SDK_USER_AGENT: &str = concat!("iot-sdk/", env!("CARGO_PKG_VERSION"));
 

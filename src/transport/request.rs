@@ -1,5 +1,6 @@
 //! A call before it is sent: method, target, query, headers, body, and per-call settings.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,12 +14,17 @@ use crate::error::{Error, Result, snippet};
 use crate::rate_limit::BucketKind;
 use crate::retry::{RetryPolicy, RetryRules};
 /// Where a request goes.
+/// One path segment of a request, as given (it is percent-encoded when the URL is built): a
+/// resource name the SDK knows at compile time is borrowed, an id is moved in, so building a
+/// request copies no text.
+pub(crate) type Segment = Cow<'static, str>;
+
 #[allow(
     dead_code,
     reason = "some vendors need it and others do not; it is dead only in a build without them"
 )]
 pub(super) enum Target {
-    Segments(Vec<String>),
+    Segments(Vec<Segment>),
     // Boxed: a `Url` is four times a `Vec`, and a request is moved through every layer of a call.
     Absolute(Box<Url>),
 }
@@ -49,7 +55,7 @@ impl Request {
     pub(crate) fn new<I, S>(method: Method, segments: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Segment>,
     {
         let idempotent = matches!(
             method,
