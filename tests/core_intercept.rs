@@ -384,3 +384,56 @@ async fn a_panicking_rule_fails_the_call() {
     assert_eq!(i.hook(), "retry_rule");
     assert_eq!(i.message(), "bad rule");
 }
+
+/// A limiter that lets every call through at once and writes each wait into the hooks' log.
+#[derive(Debug)]
+struct LoggingLimiter(Arc<Mutex<Vec<String>>>);
+
+impl iot_sdk::Limiter for LoggingLimiter {
+    fn acquire<'a>(
+        &'a self,
+        bucket: &'a iot_sdk::PaceBucket,
+        cost: u32,
+    ) -> futures::future::BoxFuture<'a, Result<Duration, iot_sdk::limiter::LimiterError>> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("pace {} {cost}", bucket.name()));
+        Box::pin(async { Ok(Duration::ZERO) })
+    }
+}
+
+#[tokio::test]
+async fn before_attempt_runs_before_the_pacing_wait_and_the_sensitive_hook_after_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/thing"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-request-id", "req_1")
+                .set_body_json(json!({"data": {"ok": true}})),
+        )
+        .mount(&server)
+        .await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sgt = client_with(&server, |b| {
+        b.interceptor(Recorder {
+            name: "A",
+            log: log.clone(),
+        })
+        .limiter(LoggingLimiter(log.clone()))
+    })
+    .await;
+    assert_eq!(get_thing(&sgt).await.unwrap(), json!({"ok": true}));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            "A before 1 GET /v1/thing sgt",
+            "pace read 1",
+            "A sensitive",
+            "A after 1 Some(200) req_1 error=false retry=None",
+            "A call 1 ok 200",
+        ]
+    );
+}

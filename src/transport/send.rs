@@ -4,8 +4,6 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use std::future::Future;
-
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
@@ -224,15 +222,25 @@ impl Transport {
                     .chain(&req.secrets),
             )
         };
+        // Built (and seen by the `before_attempt` hooks) before the pacing wait, as documented;
+        // started after it. The built request lives only in this block, so the attempt's
+        // future does not keep room for it while it waits for the response.
         let bucket = req
             .pacing
             .unwrap_or_else(|| ((i.vendor.bucket_for)(&req.method, url.path()), 1));
-        if let Some(pacer) = &i.pacer {
-            pacer.acquire(bucket.0, bucket.1).await?;
-        }
-
-        let started = Instant::now();
-        let sent = match self.start_attempt(req, url, info, attempt, auth, &redactor)? {
+        let started;
+        let sent = {
+            let request = self.build_attempt(req, url, info, attempt, auth, &redactor)?;
+            if let Some(pacer) = &i.pacer {
+                pacer.acquire(bucket.0, bucket.1).await?;
+            }
+            started = Instant::now();
+            match request {
+                Ok(request) => Ok(self.execute(request, info, &redactor)?),
+                Err(e) => Err(e),
+            }
+        };
+        let sent = match sent {
             Ok(response) => response.await,
             Err(e) => Err(e),
         };
@@ -294,13 +302,11 @@ impl Transport {
             elapsed,
         }))
     }
-}
 
-impl Transport {
-    /// Builds the attempt's request (default headers, the request's own, the `before_attempt`
-    /// hooks, then the credential and body) and starts it. The outer `Err` is final (a hook
-    /// refused); the inner one is a request reqwest could not build.
-    fn start_attempt(
+    /// Builds the attempt's request: default headers, the request's own, the `before_attempt`
+    /// hooks, then the credential and body. The outer `Err` is final (a hook refused); the inner
+    /// one is a request reqwest could not build.
+    fn build_attempt(
         &self,
         req: &Request,
         url: &Url,
@@ -308,9 +314,7 @@ impl Transport {
         attempt: u32,
         auth: Option<(HeaderName, HeaderValue)>,
         redactor: &Redactor,
-    ) -> Result<
-        reqwest::Result<impl Future<Output = reqwest::Result<reqwest::Response>> + Send + use<>>,
-    > {
+    ) -> Result<reqwest::Result<reqwest::Request>> {
         let i = &self.inner;
         let mut rb = i.http.request(req.method.clone(), url.clone());
         match req.timeout {
@@ -340,7 +344,7 @@ impl Transport {
             headers.insert(CONTENT_TYPE, content_type.clone());
             *request.body_mut() = Some(body.clone().into());
         }
-        self.execute(request, info, redactor).map(Ok)
+        Ok(Ok(request))
     }
 }
 
