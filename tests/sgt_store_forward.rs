@@ -586,13 +586,16 @@ async fn a_version_1_file_is_migrated_and_every_reading_delivered_once() {
     assert_eq!(queue.len(), N as u64);
     assert_eq!(queue.recovered(), sending.len() as u64);
     {
-        // The file is version 2 now: segments of at most 1,000 readings, none mixing
-        // maybe_sent and not.
+        // The file is version 3 now: segments of at most 1,000 readings, none mixing
+        // maybe_sent and not, their bodies in `bodies`.
         let conn = rusqlite::Connection::open(&file).unwrap();
-        assert_eq!(user_version(&conn), 2);
+        assert_eq!(user_version(&conn), 3);
         assert!(!has_table(&conn, "readings"));
         let mut stmt = conn
-            .prepare("SELECT readings, maybe_sent, json_array_length(body), body FROM segments ORDER BY seq")
+            .prepare(
+                "SELECT readings, maybe_sent, json_array_length(body), body
+                 FROM segments JOIN bodies USING (seq) ORDER BY seq",
+            )
             .unwrap();
         let segments: Vec<(i64, bool, i64, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -663,7 +666,187 @@ async fn a_version_1_file_is_migrated_and_every_reading_delivered_once() {
     assert_eq!(journaled, expected);
     drop(queue);
 
-    // Opened again: already version 2, nothing to do.
+    // Opened again: already version 3, nothing to do.
+    let queue = Queue::open(&file).unwrap();
+    assert!(queue.is_empty());
+    assert_eq!(queue.recovered(), 0);
+    drop(queue);
+    remove(&file);
+}
+
+/// The schema of version 2 of the queue file, as that version wrote it (each segment's body in
+/// its row).
+const V2_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS segments (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    readings   INTEGER NOT NULL CHECK (readings > 0),
+    state      TEXT    NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'sending')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    maybe_sent INTEGER NOT NULL DEFAULT 0,
+    body       TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS possibly_duplicated (
+    seq         INTEGER PRIMARY KEY,
+    device_id   TEXT    NOT NULL,
+    metric      TEXT    NOT NULL,
+    ts          TEXT    NOT NULL,
+    value       REAL    NOT NULL,
+    supersedes  INTEGER NOT NULL,
+    accepted_at TEXT    NOT NULL
+);
+PRAGMA user_version = 2;
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_file_is_migrated_and_every_reading_delivered_once() {
+    // Ten segments of 250 readings: the third was in a request when the version-2 process was
+    // killed; the fifth had an unknown outcome earlier (maybe_sent). Segments 1 to 40 were
+    // sent and deleted before, so the first left is 41.
+    const N: usize = 2_500;
+    const SEGMENT: usize = 250;
+    let sending = 2 * SEGMENT..3 * SEGMENT;
+    let maybe = 4 * SEGMENT..5 * SEGMENT;
+    let sim = sim(DEVICES, Faults::none()).await;
+    let file = queue_path("v2");
+    {
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute_batch(V2_SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO segments (seq, readings, body) VALUES (40, 1, '[]');
+             DELETE FROM segments;",
+        )
+        .unwrap();
+        let all: Vec<Reading> = (0..N).map(|i| reading(DEVICES, i)).collect();
+        for (k, chunk) in all.chunks(SEGMENT).enumerate() {
+            let first = k * SEGMENT;
+            let state = if sending.contains(&first) {
+                "sending"
+            } else {
+                "waiting"
+            };
+            let maybe_sent = maybe.contains(&first);
+            conn.execute(
+                "INSERT INTO segments (readings, state, attempts, maybe_sent, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    chunk.len() as i64,
+                    state,
+                    i32::from(state == "sending" || maybe_sent),
+                    maybe_sent,
+                    serde_json::to_string(chunk).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO possibly_duplicated VALUES (7, 'dev_9', 'power_kw', '2026-05-01T00:00:00Z', 1.5, 0, '2026-05-01T00:00:01Z')",
+            [],
+        )
+        .unwrap();
+    }
+
+    let queue = Queue::open(&file).unwrap();
+    assert_eq!(queue.len(), N as u64);
+    assert_eq!(queue.recovered(), sending.len() as u64);
+    {
+        // The file is version 3 now: the same segments (seq, counts, attempts), the one that was
+        // in a request marked maybe_sent, their bodies moved to `bodies`, byte for byte.
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        assert_eq!(user_version(&conn), 3);
+        assert!(has_table(&conn, "bodies"));
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('segments') ORDER BY cid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            columns,
+            ["seq", "readings", "state", "attempts", "maybe_sent"]
+        );
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, readings, state, attempts, maybe_sent, body
+                 FROM segments JOIN bodies USING (seq) ORDER BY seq",
+            )
+            .unwrap();
+        let rows: Vec<(i64, i64, String, i64, bool, String)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), N / SEGMENT);
+        for (k, (seq, count, state, attempts, maybe_sent, body)) in rows.iter().enumerate() {
+            let first = k * SEGMENT;
+            let unknown = sending.contains(&first) || maybe.contains(&first);
+            assert_eq!(*seq, 41 + k as i64);
+            assert_eq!(*count, SEGMENT as i64);
+            assert_eq!(state, "waiting");
+            assert_eq!(*attempts, i64::from(unknown));
+            assert_eq!(*maybe_sent, unknown, "segment {k}");
+            let chunk: Vec<Reading> = (first..first + SEGMENT)
+                .map(|i| reading(DEVICES, i))
+                .collect();
+            assert_eq!(body, &serde_json::to_string(&chunk).unwrap());
+        }
+        let next: i64 = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'segments'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(next, 50, "seq values are never reused");
+    }
+
+    let sgt = client(sim.base_url(), sim.api_key(), sim.tenant());
+    let (sink, _reports) = sgt
+        .telemetry()
+        .sink()
+        .store_forward(queue.clone())
+        .start()
+        .unwrap();
+    sink.flush().await.unwrap();
+    let stats = sink.close().await;
+    assert_eq!(stats.accepted, N as u64);
+    assert_eq!(
+        stats.possibly_duplicated,
+        (sending.len() + maybe.len()) as u64
+    );
+    assert!(queue.is_empty());
+    let counts = sim.stored_counts();
+    assert_eq!(counts.len(), N);
+    for i in 0..N {
+        assert_eq!(
+            counts.get(&key(&reading(DEVICES, i))),
+            Some(&1),
+            "reading {i}"
+        );
+    }
+    let journal = queue.possibly_duplicated(usize::MAX).unwrap();
+    assert_eq!(journal.len(), 1 + sending.len() + maybe.len());
+    assert_eq!(
+        journal[0].device_id.as_str(),
+        "dev_9",
+        "the journal is kept"
+    );
+    drop(queue);
+
+    // Opened again: already version 3, nothing to do; new segments go on from 51.
     let queue = Queue::open(&file).unwrap();
     assert!(queue.is_empty());
     assert_eq!(queue.recovered(), 0);
@@ -673,21 +856,21 @@ async fn a_version_1_file_is_migrated_and_every_reading_delivered_once() {
 
 #[test]
 fn a_file_of_a_newer_schema_is_refused_and_left_alone() {
-    let file = queue_path("v3");
+    let file = queue_path("v4");
     {
         let conn = rusqlite::Connection::open(&file).unwrap();
-        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 3;")
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 4;")
             .unwrap();
     }
     match Queue::open(&file) {
         Err(SinkError::Store(msg)) => {
-            assert!(msg.contains("schema version 3"), "{msg}");
+            assert!(msg.contains("schema version 4"), "{msg}");
             assert!(msg.contains("newer version of iot-sdk"), "{msg}");
         }
         other => panic!("{other:?}"),
     }
     let conn = rusqlite::Connection::open(&file).unwrap();
-    assert_eq!(user_version(&conn), 3);
+    assert_eq!(user_version(&conn), 4);
     assert!(!has_table(&conn, "segments"), "nothing was created");
     drop(conn);
     remove(&file);
