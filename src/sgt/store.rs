@@ -103,8 +103,10 @@
 //! the file) that copies the WAL into the file every 20 ms while the queue is written to (less
 //! often when it is idle, down to every 640 ms), so that no commit waits for that copy. Once the
 //! WAL holds a megabyte, the thread finishes its copy with the queue's writes held for the
-//! moment it takes to copy what was written meanwhile, so that the WAL starts over instead of
-//! growing. It ends when the last clone of the queue is dropped.
+//! moment it takes to copy what was written meanwhile and sync the WAL and the file, so that
+//! the WAL starts over instead of growing. On slow storage (an SD card) writes therefore wait
+//! for two syncs about once per megabyte written; the sink's bound on buffered readings absorbs
+//! that pause. It ends when the last clone of the queue is dropped.
 //!
 //! # Memory
 //!
