@@ -143,6 +143,15 @@ impl Text {
         }
     }
 
+    /// `value` (below 100) in two decimal digits: the width of every field but the year and
+    /// the fraction, written without a loop.
+    fn two_digits(&mut self, value: u32) -> Option<()> {
+        let tens = u8::try_from(value / 10).ok().filter(|t| *t < 10)?;
+        let ones = u8::try_from(value % 10).ok()?;
+        self.push(b'0'.checked_add(tens)?)?;
+        self.push(b'0'.checked_add(ones)?)
+    }
+
     fn as_str(&self) -> Option<&str> {
         std::str::from_utf8(self.bytes.get(..self.len)?).ok()
     }
@@ -155,22 +164,25 @@ impl Text {
 /// `t` as chrono writes it with `SecondsFormat::AutoSi` and `Z`, for years 0 to 9999 and no
 /// leap second; `None` otherwise (chrono then writes it).
 fn write_utc_z(t: &DateTime<Utc>, out: &mut Text) -> Option<()> {
-    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
-    let nanos = t.nanosecond();
+    // The calendar fields of the UTC time, worked out once (each of `DateTime`'s own accessors
+    // applies the offset again).
+    let n = t.naive_utc();
+    let year = u32::try_from(n.year()).ok().filter(|y| *y <= 9999)?;
+    let nanos = n.nanosecond();
     if nanos >= 1_000_000_000 {
         return None;
     }
     out.digits(year, 4)?;
     out.push(b'-')?;
-    out.digits(t.month(), 2)?;
+    out.two_digits(n.month())?;
     out.push(b'-')?;
-    out.digits(t.day(), 2)?;
+    out.two_digits(n.day())?;
     out.push(b'T')?;
-    out.digits(t.hour(), 2)?;
+    out.two_digits(n.hour())?;
     out.push(b':')?;
-    out.digits(t.minute(), 2)?;
+    out.two_digits(n.minute())?;
     out.push(b':')?;
-    out.digits(t.second(), 2)?;
+    out.two_digits(n.second())?;
     // AutoSi: no fraction, or milli-, micro- or nanoseconds, the fewest digits that hold it.
     if nanos != 0 {
         out.push(b'.')?;
