@@ -204,8 +204,8 @@ impl QueueOptions {
     }
 
     /// Opens (or creates) the queue file at `path`, in WAL mode, and resumes it: segments left
-    /// `sending` by a crashed process are queued again, marked `maybe_sent`. A file of the
-    /// earlier schema (version 1) is converted first, in one transaction (see the
+    /// `sending` by a crashed process are queued again, marked `maybe_sent`. A file of an
+    /// earlier schema (version 1 or 2) is converted first, in one transaction (see the
     /// [module docs](self)); one of a newer schema is refused. This does blocking file I/O;
     /// call it at startup.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Queue, SinkError> {
