@@ -127,6 +127,7 @@ use super::DeviceId;
 use super::sink::SinkError;
 use super::telemetry::{
     IndexedRejection, IngestAnswer, MAX_INGEST_BATCH, READING_BYTES, Reading, RejectedReading,
+    write_readings,
 };
 use crate::error::Error;
 
@@ -720,7 +721,7 @@ fn encode_body(readings: &[Reading]) -> Result<Bytes, SinkError> {
             .saturating_add(BODY_END.len()),
     );
     out.extend_from_slice(BODY_KEY);
-    serde_json::to_writer(&mut out, readings)
+    write_readings(&mut out, readings)
         .map_err(|e| SinkError::Store(format!("a segment could not be serialized: {e}")))?;
     out.push(b'}');
     Ok(out.into())
@@ -750,7 +751,7 @@ fn full_body(items: &[u8]) -> Bytes {
 /// A segment's body for `readings`.
 fn encode_segment(readings: &[Reading]) -> Result<String, SinkError> {
     let mut out = Vec::with_capacity(readings.len().saturating_mul(READING_BYTES));
-    serde_json::to_writer(&mut out, readings)
+    write_readings(&mut out, readings)
         .map_err(|e| SinkError::Store(format!("a segment could not be serialized: {e}")))?;
     // serde_json writes UTF-8.
     String::from_utf8(out)

@@ -888,19 +888,49 @@ pub(crate) fn maybe_stored(e: &Error) -> bool {
 /// The body of `POST /telemetry/ingest` carrying `readings`: `{"readings":[…]}`.
 /// Written into a buffer sized once for the usual reading, not grown by doubling.
 pub(crate) fn ingest_body(readings: &[Reading]) -> Result<bytes::Bytes> {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        readings: &'a [Reading],
-    }
     let mut out = Vec::with_capacity(
         readings
             .len()
             .saturating_mul(READING_BYTES)
             .saturating_add(16),
     );
-    serde_json::to_writer(&mut out, &Body { readings })
+    out.extend_from_slice(b"{\"readings\":");
+    write_readings(&mut out, readings)
         .map_err(|e| Error::invalid_input(format!("request body: {e}")))?;
+    out.push(b'}');
     Ok(out.into())
+}
+
+/// Appends `readings` to `out` as the JSON array `serde_json` writes for them (the same bytes,
+/// property-tested), without serde's field-by-field machinery: the keys are written as the
+/// constants they are, and only the values (strings escaped, the timestamp, the number) go
+/// through `serde_json`. The one serializer of readings on the way to the API: the ingest
+/// request body, and the store-and-forward queue's segments.
+pub(crate) fn write_readings(out: &mut Vec<u8>, readings: &[Reading]) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, r) in readings.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"device_id\":");
+        r.device_id
+            .as_str()
+            .serialize(&mut serde_json::Serializer::new(&mut *out))?;
+        out.extend_from_slice(b",\"metric\":");
+        r.metric
+            .serialize(&mut serde_json::Serializer::new(&mut *out))?;
+        out.extend_from_slice(b",\"ts\":");
+        crate::timestamp::serialize(&r.ts, &mut serde_json::Serializer::new(&mut *out))?;
+        out.extend_from_slice(b",\"value\":");
+        r.value
+            .serialize(&mut serde_json::Serializer::new(&mut *out))?;
+        if r.supersedes {
+            out.extend_from_slice(b",\"supersedes\":true");
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    Ok(())
 }
 
 /// About the bytes of one serialized reading (`{"device_id":"dev_0042","metric":"power_kw",
@@ -1094,6 +1124,63 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The readings' writer writes exactly what serde_json writes for them: any text
+        /// (escapes, control characters, non-ASCII), any number (NaN and the infinities
+        /// included: `null`), any timestamp chrono can hold, corrections or not.
+        #[test]
+        fn write_readings_writes_what_serde_json_writes(
+            rows in proptest::collection::vec(
+                (
+                    proptest::prelude::any::<String>(),
+                    "[a-z_\"\\\u{0}-\u{1f}\u{7f}\u{e9}\u{1F600}]{0,12}",
+                    proptest::prop_oneof![
+                        proptest::strategy::Strategy::prop_map(
+                            proptest::prelude::any::<i64>(),
+                            |s| s / 1_000,
+                        ),
+                        -62_135_596_800i64..253_402_300_800,
+                    ],
+                    0u32..2_000_000_000,
+                    proptest::prop_oneof![
+                        proptest::prelude::any::<f64>(),
+                        proptest::strategy::Just(f64::NAN),
+                        proptest::strategy::Just(f64::NEG_INFINITY),
+                        proptest::strategy::Just(-0.0),
+                        -1e3f64..1e3,
+                    ],
+                    proptest::prelude::any::<bool>(),
+                ),
+                0..6,
+            )
+        ) {
+            let readings: Vec<Reading> = rows
+                .into_iter()
+                .filter_map(|(device, metric, secs, nanos, value, supersedes)| {
+                    let ts = DateTime::<Utc>::from_timestamp(secs, nanos)?;
+                    Some(Reading {
+                        device_id: device.into(),
+                        metric,
+                        ts,
+                        value,
+                        supersedes,
+                    })
+                })
+                .collect();
+            let mut ours = Vec::new();
+            write_readings(&mut ours, &readings).unwrap();
+            proptest::prop_assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&readings).unwrap()
+            );
+            #[derive(Serialize)]
+            struct Body<'a> {
+                readings: &'a [Reading],
+            }
+            let body = ingest_body(&readings).unwrap();
+            let want = serde_json::to_vec(&Body { readings: &readings }).unwrap();
+            proptest::prop_assert_eq!(body.as_ref(), want.as_slice());
+        }
+
         /// The batch check names the first reading that trimming finds blank or whose value is
         /// not finite.
         #[test]
