@@ -13,12 +13,12 @@ use crate::auth::ApiKey;
 use crate::error::{Error, Result, snippet};
 use crate::rate_limit::BucketKind;
 use crate::retry::{RetryPolicy, RetryRules};
-/// Where a request goes.
 /// One path segment of a request, as given (it is percent-encoded when the URL is built): a
 /// resource name the SDK knows at compile time is borrowed, an id is moved in, so building a
 /// request copies no text.
 pub(crate) type Segment = Cow<'static, str>;
 
+/// Where a request goes.
 #[allow(
     dead_code,
     reason = "some vendors need it and others do not; it is dead only in a build without them"
