@@ -127,7 +127,7 @@ use super::DeviceId;
 use super::sink::SinkError;
 use super::telemetry::{
     IndexedRejection, IngestAnswer, MAX_INGEST_BATCH, READING_BYTES, Reading, RejectedReading,
-    write_readings,
+    ingest_body,
 };
 use crate::error::Error;
 
@@ -710,21 +710,12 @@ fn decode_segment(body: &str, count: u64) -> Option<Vec<Reading>> {
     Some(readings)
 }
 
-/// The request body (`{"readings":[…]}`) carrying `readings`, serialized once: the segment
-/// stored in the file is the array inside it ([`stored_array`]).
+/// The request body (`{"readings":[…]}`) carrying `readings`, serialized once (by the same
+/// function that builds every ingest request): the segment stored in the file is the array
+/// inside it ([`stored_array`]).
 fn encode_body(readings: &[Reading]) -> Result<Bytes, SinkError> {
-    let mut out = Vec::with_capacity(
-        readings
-            .len()
-            .saturating_mul(READING_BYTES)
-            .saturating_add(BODY_START.len())
-            .saturating_add(BODY_END.len()),
-    );
-    out.extend_from_slice(BODY_KEY);
-    write_readings(&mut out, readings)
-        .map_err(|e| SinkError::Store(format!("a segment could not be serialized: {e}")))?;
-    out.push(b'}');
-    Ok(out.into())
+    ingest_body(readings)
+        .map_err(|e| SinkError::Store(format!("a segment could not be serialized: {e}")))
 }
 
 /// The JSON array of readings inside a request body made by [`encode_body`] or
@@ -748,13 +739,11 @@ fn full_body(items: &[u8]) -> Bytes {
     body.into()
 }
 
-/// A segment's body for `readings`.
+/// A segment's body for `readings`: the array of their request body.
 fn encode_segment(readings: &[Reading]) -> Result<String, SinkError> {
-    let mut out = Vec::with_capacity(readings.len().saturating_mul(READING_BYTES));
-    write_readings(&mut out, readings)
-        .map_err(|e| SinkError::Store(format!("a segment could not be serialized: {e}")))?;
+    let body = encode_body(readings)?;
     // serde_json writes UTF-8.
-    String::from_utf8(out)
+    String::from_utf8(stored_array(&body).to_vec())
         .map_err(|e| SinkError::Store(format!("a segment could not be serialized: {e}")))
 }
 
